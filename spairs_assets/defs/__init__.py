@@ -1,0 +1,5 @@
+"""Dagster wiring only: assets, checks, jobs, schedules, sensors and resources.
+
+Each module here is one stage; its asset bodies read inputs, call the domain modules in
+`spairs_assets/`, write tables, and return metadata.
+"""

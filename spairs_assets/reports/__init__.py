@@ -1,0 +1,1 @@
+"""Reports: preview grids, galleries and summaries for the UI and for humans."""
