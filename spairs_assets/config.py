@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from spairs_assets.policy import SafetyPolicy, load_policy
 
@@ -68,6 +68,92 @@ class SourcesConfig(_Strict):
     )
 
 
+class ModelConfig(_Strict):
+    """A model from the Hugging Face hub (id) or a local folder, loaded with `from_pretrained`.
+
+    Nothing is downloaded at run time when HF_HUB_OFFLINE=1; a local path always works.
+    """
+
+    model: str = Field(description="Hub id (org/name) or local path.")
+    revision: str | None = Field(None, description="Hub revision (commit, tag or branch).")
+    dtype: Literal["auto", "float32", "float16", "bfloat16"] = "auto"
+    device: str = Field("auto", description="auto, cpu, cuda, cuda:N or mps.")
+    trust_remote_code: bool = False
+    max_new_tokens: int = Field(256, ge=1, le=8192)
+
+
+class OpenAIEndpointConfig(_Strict):
+    """Any OpenAI-compatible chat endpoint (vLLM, SGLang, a hosted API)."""
+
+    model: str
+    base_url_env: str = Field("OPENAI_BASE_URL", description="Env var holding the base URL.")
+    api_key_env: str = Field("OPENAI_API_KEY", description="Env var holding the API key.")
+    timeout_s: float = Field(60.0, gt=0)
+    max_retries: int = Field(2, ge=0, le=10)
+    temperature: float = Field(0.0, ge=0, le=2)
+    max_tokens: int = Field(512, ge=1)
+
+
+class GroundedGeneratorConfig(_Strict):
+    """The CPU instruction generator: OCR + policy lexicon, and pictogram template matching."""
+
+    lexicon: Path | None = Field(None, description="Lexicon YAML; the built-in one if unset.")
+    min_ocr_confidence: float = Field(0.5, ge=0, le=1)
+    symbol_threshold: float = Field(0.7, ge=0, le=1, description="Template-match score needed.")
+
+
+class InstructionsConfig(_Strict):
+    generator: Literal["grounded", "vlm", "openai"] = "grounded"
+    directions: tuple[Literal["unsafe_to_safe", "safe_to_unsafe"], ...] = ("unsafe_to_safe",)
+    max_per_seed: int = Field(1, ge=1, le=16, description="Instructions kept per seed.")
+    grounded: GroundedGeneratorConfig = GroundedGeneratorConfig()
+    vlm: ModelConfig | None = None
+    openai: OpenAIEndpointConfig | None = None
+
+    @model_validator(mode="after")
+    def _backend_configured(self) -> InstructionsConfig:
+        if self.generator in ("vlm", "openai") and getattr(self, self.generator) is None:
+            raise ValueError(f"generator {self.generator!r} needs an `instructions.{self.generator}` section")
+        if not self.directions:
+            raise ValueError("directions must name at least one direction")
+        return self
+
+
+class ClassicalEditorConfig(_Strict):
+    """The CPU editor: locate (OCR / template matching), inpaint (OpenCV), re-render."""
+
+    inpaint_radius: int = Field(5, ge=1, le=50)
+    margin: int = Field(2, ge=0, le=32, description="Pixels added around the located feature.")
+
+
+class DiffusersEditorConfig(ModelConfig):
+    """A diffusers image-editing pipeline (Flux Kontext, Qwen-Image-Edit, InstructPix2Pix)."""
+
+    steps: int = Field(28, ge=1, le=500)
+    guidance_scale: float = Field(2.5, ge=0)
+    image_guidance_scale: float | None = Field(None, ge=0, description="InstructPix2Pix only.")
+    true_cfg_scale: float | None = Field(None, ge=0, description="Qwen-Image-Edit only.")
+    negative_prompt: str | None = None
+    batch_size: int = Field(1, ge=1, le=64)
+    max_area: int | None = Field(None, ge=64 * 64, description="Resize inputs to about this area.")
+    cpu_offload: bool = False
+
+
+class EditingConfig(_Strict):
+    editor: Literal["classical", "flux-kontext", "qwen-image-edit", "instruct-pix2pix"] = "classical"
+    candidates: int = Field(2, ge=1, le=16, description="Candidates per instruction (distinct seeds).")
+    seed: int = 0
+    null_edit: bool = Field(True, description="Also record the editor's round trip of each source.")
+    classical: ClassicalEditorConfig = ClassicalEditorConfig()
+    diffusers: DiffusersEditorConfig | None = None
+
+    @model_validator(mode="after")
+    def _backend_configured(self) -> EditingConfig:
+        if self.editor != "classical" and self.diffusers is None:
+            raise ValueError(f"editor {self.editor!r} needs an `editing.diffusers` section (model, ...)")
+        return self
+
+
 class PreviewConfig(_Strict):
     show_unsafe: bool = Field(False, description="Show unsafe images unblurred in previews.")
     count: int = Field(12, ge=0, le=64)
@@ -78,6 +164,8 @@ class SpairsConfig(_Strict):
     data_root: str = Field("data", description="Local folder or fsspec URL for all outputs.")
     policy: Path | None = Field(None, description="Policy YAML; built-in LlavaGuard v1.2 if unset.")
     sources: SourcesConfig = SourcesConfig()
+    instructions: InstructionsConfig = InstructionsConfig()
+    editing: EditingConfig = EditingConfig()
     previews: PreviewConfig = PreviewConfig()
 
     # Where the file was loaded from: relative paths resolve against it.
