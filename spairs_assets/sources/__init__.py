@@ -1,0 +1,1 @@
+"""Seed image sources: demo data, pictograms, folder/manifest ingestion."""
