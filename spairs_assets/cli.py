@@ -61,7 +61,7 @@ def enter_project(config) -> Path:
     return home
 
 
-def _run_partition(partition: str) -> tuple[str, bool, float, str]:
+def _run_partition(partition: str, log_level: str = "WARNING") -> tuple[str, bool, float, str]:
     """Materialize every per-category asset for one partition, in this process."""
     import dagster as dg
 
@@ -71,22 +71,25 @@ def _run_partition(partition: str) -> tuple[str, bool, float, str]:
     started = time.perf_counter()
     job = defs.resolve_job_def(PIPELINE_JOB)
     with dg.DagsterInstance.get() as instance:
-        result = job.execute_in_process(partition_key=partition, instance=instance,
-                                        raise_on_error=False, tags={"spairs/source": "cli"})
+        result = job.execute_in_process(
+            partition_key=partition, instance=instance, raise_on_error=False,
+            tags={"spairs/source": "cli"},
+            run_config={"loggers": {"console": {"config": {"log_level": log_level}}}})
     return partition, result.success, time.perf_counter() - started, result.run_id
 
 
-def run_pipeline(partitions: list[str], workers: int) -> list[tuple[str, bool, float, str]]:
+def run_pipeline(partitions: list[str], workers: int,
+                 log_level: str = "WARNING") -> list[tuple[str, bool, float, str]]:
     results = []
     if workers <= 1 or len(partitions) == 1:
         for p in partitions:
-            results.append(_run_partition(p))
+            results.append(_run_partition(p, log_level))
             _report(results[-1], len(results), len(partitions))
         return results
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
     with ProcessPoolExecutor(max_workers=workers) as pool:
-        futures = [pool.submit(_run_partition, p) for p in partitions]
+        futures = [pool.submit(_run_partition, p, log_level) for p in partitions]
         for fut in as_completed(futures):
             results.append(fut.result())
             _report(results[-1], len(results), len(partitions))
@@ -107,6 +110,7 @@ def demo(
     workers: Annotated[int, typer.Option(help="Categories materialized in parallel.")] = min(
         2, os.cpu_count() or 1
     ),
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show Dagster's step logs.")] = False,
 ) -> None:
     """Generate the demo seeds and materialize every asset for every category."""
     config = _load_config()
@@ -118,7 +122,7 @@ def demo(
         _fail(f"unknown categories {unknown}; known: {', '.join(keys)}")
     typer.echo(f"spairs demo: {len(chosen)} categories, {workers} worker(s), DAGSTER_HOME={home}")
     started = time.perf_counter()
-    results = run_pipeline(chosen, workers)
+    results = run_pipeline(chosen, workers, "DEBUG" if verbose else "WARNING")
     failed = [p for p, ok, _, _ in results if not ok]
 
     from spairs_assets.storage import Catalog, Storage

@@ -1,10 +1,7 @@
 """Category partitions: one per policy category, keys taken from the policy file."""
 
-
 import dagster as dg
 
-from spairs_assets.config import load_config
-
-POLICY = load_config().safety_policy
+from spairs_assets.defs.settings import POLICY
 
 category_partitions = dg.StaticPartitionsDefinition(POLICY.partition_keys)
