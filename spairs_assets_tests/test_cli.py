@@ -1,0 +1,51 @@
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from spairs_assets.cli import app
+
+runner = CliRunner()
+
+
+@pytest.mark.parametrize("command", [[], ["demo"], ["ui"], ["sql"], ["catalog"]])
+def test_every_command_has_help(command):
+    result = runner.invoke(app, [*command, "--help"])
+    assert result.exit_code == 0, result.output
+    assert "Usage" in result.output
+
+
+def test_bad_config_is_reported_with_the_setting(write_config):
+    write_config(sources={"max_side": -5})
+    result = runner.invoke(app, ["sql", "SELECT 1"])
+    assert result.exit_code == 2
+    assert "sources.max_side" in result.output
+
+
+@pytest.mark.slow
+def test_demo_for_one_category_then_sql(tmp_path, write_config, monkeypatch):
+    write_config(sources={"items": [{"kind": "demo", "n_unsafe": 4, "n_safe": 2}]})
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))  # restored after the test
+    result = runner.invoke(app, ["demo", "--categories", "O7_self_harm", "--workers", "1"])
+    assert result.exit_code == 0, result.output
+    assert "O7_self_harm" in result.output and "6 seeds (4 unsafe)" in result.output
+    assert (tmp_path / "data" / "catalog.duckdb").exists()
+    # Dagster recorded the run in the instance under the data root.
+    assert (tmp_path / "data" / "dagster_home" / "dagster.yaml").exists()
+
+    result = runner.invoke(app, ["sql", "SELECT rating, count(*) AS n FROM source_images "
+                                        "GROUP BY rating ORDER BY rating", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output) == [{"rating": "Safe", "n": 2}, {"rating": "Unsafe", "n": 4}]
+    truth = runner.invoke(app, ["sql", "SELECT count(*) AS n FROM demo_ground_truth", "--format", "csv"])
+    assert truth.output.split() == ['"n"', "6"]
+
+
+def test_unknown_category_fails_clearly(write_config, tmp_path, monkeypatch):
+    write_config()
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
+    result = runner.invoke(app, ["demo", "--categories", "O42_nothing"])
+    assert result.exit_code == 2
+    assert "unknown categories ['O42_nothing']" in result.output
