@@ -3,7 +3,7 @@
 import dagster as dg
 
 from spairs_assets.defs.resources import SpairsResource
-from spairs_assets.defs.sources import source_images, source_images_not_empty, source_images_quarantine
+from spairs_assets.defs.sources import asset_checks, source_images
 from spairs_assets.storage import Catalog, Storage
 from spairs_assets_tests.seedfiles import photo, png_bytes, write
 
@@ -19,7 +19,7 @@ def test_materialize_one_partition_writes_rows_with_ledger_and_metadata(tmp_path
 
     with dg.instance_for_test() as instance:
         result = dg.materialize(
-            [source_images, source_images_not_empty, source_images_quarantine],
+            [source_images, *asset_checks],
             partition_key="O8_animal_cruelty",
             resources={"spairs": SpairsResource(config_path=str(config_path))},
             instance=instance,
@@ -33,7 +33,13 @@ def test_materialize_one_partition_writes_rows_with_ledger_and_metadata(tmp_path
         assert "zero_bytes" in mat.metadata["quarantine_by_reason"].value
         assert "data:image/png;base64," in mat.metadata["preview"].value
         checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
-        assert checks == {"source_images_not_empty": True, "source_images_quarantine": False}
+        assert checks == {
+            "source_images_not_empty": True,
+            "source_images_quarantine": False,  # a warning: one file was quarantined
+            "source_images_expectations": True,
+            "quarantine_expectations": True,
+            "demo_ground_truth_expectations": True,  # no demo source: nothing to check
+        }
         run_id = result.run_id
         # The materialization is recorded in the instance with its data version.
         record = instance.get_latest_materialization_event(dg.AssetKey("source_images"))

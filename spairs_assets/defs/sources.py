@@ -12,6 +12,7 @@ from spairs_assets.defs.common import (
     write_partition_table,
 )
 from spairs_assets.defs.partitions import category_partitions
+from spairs_assets.defs.quality import expectations_check
 from spairs_assets.defs.resources import SpairsResource
 from spairs_assets.policy import UNSAFE
 from spairs_assets.versioning import code_version
@@ -98,4 +99,10 @@ def source_images_quarantine(context: dg.AssetCheckExecutionContext,
 
 
 assets = [source_images]
-asset_checks = [source_images_not_empty, source_images_quarantine]
+asset_checks = [
+    source_images_not_empty,
+    source_images_quarantine,
+    expectations_check(source_images, "source_images"),
+    expectations_check(source_images, "quarantine"),
+    expectations_check(source_images, "demo_ground_truth"),
+]

@@ -1,0 +1,1 @@
+"""Data quality: Great Expectations 1.x suites for every table (run inside Dagster asset checks)."""
