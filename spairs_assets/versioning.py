@@ -19,6 +19,8 @@ PACKAGE_DIR = Path(__file__).parent
 _SHARED = ("ids.py", "storage/schemas.py")
 STAGE_FILES: dict[str, tuple[str, ...]] = {
     "sources": ("sources", "policy.py"),
+    "instructions": ("instructions", "vision", "lexicon.py", "policy.py", "incremental.py"),
+    "editing": ("editing", "vision", "incremental.py"),
 }
 
 
@@ -41,3 +43,16 @@ def code_version(stage: str) -> str:
             digest.update(path.relative_to(PACKAGE_DIR).as_posix().encode())
             digest.update(path.read_bytes())
     return f"{__version__}+{digest.hexdigest()[:10]}"
+
+
+def package_versions(*names: str) -> dict[str, str]:
+    """Installed versions of the named distributions (for reproducibility records)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for name in names:
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = "not installed"
+    return out

@@ -67,3 +67,21 @@ def counts_markdown(counts: Mapping[str, int], key_header: str, value_header: st
     lines = [f"| {key_header} | {value_header} |", "|---|---|"]
     lines += [f"| {k} | {v} |" for k, v in sorted(counts.items())]
     return "\n".join(lines)
+
+
+def progress_logger(context: dg.AssetExecutionContext, what: str):
+    """A progress callback for long per-item work: logs counts and throughput."""
+
+    def log(done: int, total: int, stats) -> None:
+        context.log.info(
+            f"{what}: {done}/{total} ({stats.cached} cached, {stats.computed} computed, "
+            f"{stats.failed} failed, {stats.items_per_second:.2f} items/s)")
+
+    return log
+
+
+def failures_markdown(rows: "list[dict[str, Any]]") -> dg.MetadataValue:
+    from collections import Counter
+
+    errors = Counter((r.get("error") or "")[:120] for r in rows if r.get("status") == "failed")
+    return dg.MetadataValue.md(counts_markdown(errors, "error"))

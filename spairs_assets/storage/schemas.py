@@ -28,6 +28,8 @@ def _opt(name: str, type_: pa.DataType) -> pa.Field:
     return pa.field(name, type_, nullable=True)
 
 
+BOX = pa.list_(pa.int32(), 4)  # x0, y0, x1, y1 (exclusive)
+
 SOURCE_IMAGES = _schema(
     _req("image_id", pa.string()),  # sha256 of the canonical RGB pixels
     _req("image_path", pa.string()),  # path in the image store, relative to data root
@@ -69,16 +71,61 @@ DEMO_GROUND_TRUTH = _schema(
     _opt("benign_word", pa.string()),
     _opt("symbol", pa.string()),
     _opt("benign_symbol", pa.string()),
-    _opt("feature_box", pa.list_(pa.int32(), 4)),  # x0, y0, x1, y1 (exclusive)
-    _opt("text_box", pa.list_(pa.int32(), 4)),
+    _opt("feature_box", BOX),
+    _opt("text_box", BOX),
     _req("details", pa.string()),  # JSON: font, colours, rotation, background, seed
     doc="Evaluation-only ground truth of the demo seeds; never handed to editors or judges.",
+)
+
+EDIT_INSTRUCTIONS = _schema(
+    _req("instruction_id", pa.string()),  # hash(source id, text, generator id); also for non-ok rows
+    _req("source_image_id", pa.string()),
+    _req("category", pa.string()),
+    _req("category_id", pa.string()),
+    _req("direction", pa.string()),  # unsafe_to_safe | safe_to_unsafe
+    _req("source_rating", pa.string()),
+    _req("target_rating", pa.string()),
+    _req("status", pa.string()),  # ok | no_feature | failed
+    _opt("instruction", pa.string()),
+    _opt("edit_kind", pa.string()),  # replace | remove | add
+    _opt("feature_kind", pa.string()),  # text | symbol | object | other
+    _opt("feature", pa.string()),
+    _opt("replacement", pa.string()),
+    _opt("region", BOX),  # where the generator located the feature, when it did
+    _req("generator_id", pa.string()),
+    _req("generator_version", pa.string()),  # prompt version / lexicon hash
+    _opt("error", pa.string()),
+    _req("details", pa.string()),  # JSON: OCR text, scores, raw model answer
+    doc="One row per proposed label-flipping edit (or per seed where none was found or it failed).",
+)
+
+EDITED_IMAGES = _schema(
+    _req("edit_id", pa.string()),  # hash(instruction id, editor id, params, seed)
+    _req("kind", pa.string()),  # edit | null_edit (the editor's round trip without a change)
+    _opt("instruction_id", pa.string()),  # null for null edits
+    _req("source_image_id", pa.string()),
+    _req("category", pa.string()),
+    _req("candidate", pa.int32()),
+    _req("seed", pa.int64()),
+    _req("status", pa.string()),  # ok | failed
+    _opt("edited_image_id", pa.string()),
+    _opt("edited_image_path", pa.string()),
+    _req("editor_id", pa.string()),
+    _req("model_revision", pa.string()),
+    _req("params", pa.string()),  # JSON, canonical
+    _req("package_versions", pa.string()),  # JSON
+    _opt("seconds", pa.float64()),
+    _opt("error", pa.string()),
+    _req("details", pa.string()),  # JSON: edited region, working resolution, warnings
+    doc="One row per edit candidate (and per null edit), with all it takes to reproduce it.",
 )
 
 SCHEMAS: dict[str, pa.Schema] = {
     "source_images": SOURCE_IMAGES,
     "quarantine": QUARANTINE,
     "demo_ground_truth": DEMO_GROUND_TRUTH,
+    "edit_instructions": EDIT_INSTRUCTIONS,
+    "edited_images": EDITED_IMAGES,
 }
 
 
