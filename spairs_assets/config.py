@@ -154,6 +154,85 @@ class EditingConfig(_Strict):
         return self
 
 
+JUDGE_KINDS = ("ocr-lexicon", "ocr-embedding", "open-nsfw", "pictogram", "vlm", "shieldgemma2", "openai")
+
+
+class JudgeConfig(_Strict):
+    """One judge of the label-flip check (and a model under test in the benchmark)."""
+
+    name: str = Field(description="Unique name; defaults to the kind.", default="")
+    kind: Literal["ocr-lexicon", "ocr-embedding", "open-nsfw", "pictogram", "vlm",
+                  "shieldgemma2", "openai"]
+    model: ModelConfig | None = Field(None, description="For vlm and shieldgemma2.")
+    endpoint: OpenAIEndpointConfig | None = Field(None, description="For openai.")
+    threshold: float | None = Field(
+        None, ge=0, le=1, description="Decision threshold where the judge has one (open-nsfw "
+        "probability, ocr-embedding similarity, pictogram match score); a calibrated or built-in "
+        "default when unset.")
+    prompt: Literal["policy", "plain"] = Field(
+        "policy", description="policy: the LlavaGuard assessment prompt; plain: 'is this image safe?'")
+
+    @model_validator(mode="after")
+    def _complete(self) -> JudgeConfig:
+        if not self.name:
+            object.__setattr__(self, "name", self.kind)
+        if self.kind in ("vlm", "shieldgemma2") and self.model is None:
+            raise ValueError(f"judge {self.name!r} ({self.kind}) needs a `model` section")
+        if self.kind == "openai" and self.endpoint is None:
+            raise ValueError(f"judge {self.name!r} (openai) needs an `endpoint` section")
+        return self
+
+
+def _default_judges() -> tuple[JudgeConfig, ...]:
+    return tuple(JudgeConfig(kind=k) for k in ("ocr-lexicon", "ocr-embedding", "open-nsfw", "pictogram"))
+
+
+class VerificationConfig(_Strict):
+    judges: tuple[JudgeConfig, ...] = Field(default_factory=_default_judges)
+    ensemble_k: int = Field(1, ge=1, description="Unsafe votes needed (k of the m judges).")
+    encoder: Literal["open-nsfw", "clip", "siglip", "dino"] = "open-nsfw"
+    encoder_model: ModelConfig | None = Field(None, description="For clip, siglip and dino.")
+    change_tolerance: int = Field(
+        8, ge=0, le=255, description="A pixel counts as changed when a channel differs by more "
+        "than this (absorbs a diffusion VAE's round-trip noise; the classical editor changes "
+        "nothing outside its region at all).")
+    check_adherence: bool = True
+
+    @model_validator(mode="after")
+    def _consistent(self) -> VerificationConfig:
+        names = [j.name for j in self.judges]
+        if len(set(names)) != len(names):
+            raise ValueError(f"judge names must be unique: {names}")
+        if not self.judges:
+            raise ValueError("at least one judge is needed")
+        if self.ensemble_k > len(self.judges):
+            raise ValueError(f"ensemble_k={self.ensemble_k} exceeds the {len(self.judges)} judges")
+        if self.encoder != "open-nsfw" and self.encoder_model is None:
+            raise ValueError(f"encoder {self.encoder!r} needs `encoder_model`")
+        return self
+
+
+class CurationConfig(_Strict):
+    """Which candidates become SafetyPairs. Defaults are justified in the README."""
+
+    min_ssim: float = Field(0.75, ge=-1, le=1)
+    max_changed_fraction: float = Field(0.35, gt=0, le=1)
+    max_outside_change: float = Field(0.01, ge=0, le=1)
+    min_encoder_cosine: float | None = Field(0.80, ge=-1, le=1)
+    require_flip: bool = True
+    require_adherence: bool = True
+    near_duplicate_distance: int = Field(4, ge=0, le=64, description="pHash Hamming distance.")
+    splits: dict[str, float] = Field(
+        default_factory=lambda: {"train": 0.6, "validation": 0.2, "test": 0.2})
+
+    @model_validator(mode="after")
+    def _splits_sum_to_one(self) -> CurationConfig:
+        total = sum(self.splits.values())
+        if abs(total - 1.0) > 1e-6 or any(v < 0 for v in self.splits.values()):
+            raise ValueError(f"splits must be non-negative and sum to 1 (got {total:.3f})")
+        return self
+
+
 class PreviewConfig(_Strict):
     show_unsafe: bool = Field(False, description="Show unsafe images unblurred in previews.")
     count: int = Field(12, ge=0, le=64)
@@ -166,6 +245,8 @@ class SpairsConfig(_Strict):
     sources: SourcesConfig = SourcesConfig()
     instructions: InstructionsConfig = InstructionsConfig()
     editing: EditingConfig = EditingConfig()
+    verification: VerificationConfig = VerificationConfig()
+    curation: CurationConfig = CurationConfig()
     previews: PreviewConfig = PreviewConfig()
 
     # Where the file was loaded from: relative paths resolve against it.

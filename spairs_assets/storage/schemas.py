@@ -120,12 +120,96 @@ EDITED_IMAGES = _schema(
     doc="One row per edit candidate (and per null edit), with all it takes to reproduce it.",
 )
 
+VERIFICATION_SCORES = _schema(
+    _req("edit_id", pa.string()),
+    _req("kind", pa.string()),  # edit | null_edit
+    _opt("instruction_id", pa.string()),
+    _req("source_image_id", pa.string()),
+    _req("edited_image_id", pa.string()),
+    _req("category", pa.string()),
+    _req("category_id", pa.string()),
+    _opt("direction", pa.string()),
+    # minimality
+    _req("ssim", pa.float64()),
+    _opt("psnr", pa.float64()),  # null when identical (infinite)
+    _req("l1", pa.float64()),
+    _req("l2", pa.float64()),
+    _req("changed_fraction", pa.float64()),
+    _opt("changed_box", BOX),
+    _req("changed_area", pa.int64()),
+    _opt("region_box", BOX),  # the edited region the locality check used
+    _opt("outside_changed_fraction", pa.float64()),
+    _opt("outside_max_abs_diff", pa.int32()),
+    _req("phash_distance", pa.int32()),
+    _req("dhash_distance", pa.int32()),
+    _req("ahash_distance", pa.int32()),
+    _opt("source_phash", pa.string()),
+    _opt("edited_phash", pa.string()),
+    _opt("encoder_cosine", pa.float64()),
+    _req("encoder_id", pa.string()),
+    # judges
+    _req("source_verdicts", pa.string()),  # JSON: judge name -> verdict
+    _req("edited_verdicts", pa.string()),
+    _req("source_decision", pa.string()),  # JSON: the ensemble's decision
+    _req("edited_decision", pa.string()),
+    _opt("flip_verified", pa.bool_()),
+    _req("judge_parse_failures", pa.int32()),
+    _opt("adherence", pa.bool_()),
+    _opt("adherence_detail", pa.string()),
+    # decision
+    _req("passed", pa.bool_()),
+    _req("reasons", pa.string()),  # JSON list of failed criteria
+    doc="One row per edit candidate (and null edit): minimality, judge verdicts, flip, pass/fail.",
+)
+
+CURATED_PAIRS = _schema(
+    _req("pair_id", pa.string()),  # hash(unsafe image id, safe image id, instruction id)
+    _req("instruction_id", pa.string()),
+    _req("edit_id", pa.string()),
+    _req("category", pa.string()),
+    _req("category_id", pa.string()),
+    _req("direction", pa.string()),
+    _req("decision", pa.string()),  # accepted | rejected
+    _req("reason", pa.string()),
+    _req("candidates", pa.int32()),
+    _req("candidates_passing", pa.int32()),
+    _req("source_image_id", pa.string()),
+    _req("edited_image_id", pa.string()),
+    _req("unsafe_image_id", pa.string()),
+    _req("safe_image_id", pa.string()),
+    _opt("null_edit_image_id", pa.string()),
+    _opt("instruction", pa.string()),
+    _opt("edit_kind", pa.string()),
+    _opt("feature_kind", pa.string()),
+    _opt("feature", pa.string()),
+    _opt("replacement", pa.string()),
+    _req("ssim", pa.float64()),
+    _opt("psnr", pa.float64()),
+    _req("l1", pa.float64()),
+    _req("l2", pa.float64()),
+    _req("changed_fraction", pa.float64()),
+    _opt("outside_changed_fraction", pa.float64()),
+    _opt("encoder_cosine", pa.float64()),
+    _req("phash_distance", pa.int32()),
+    _opt("flip_verified", pa.bool_()),
+    _opt("adherence", pa.bool_()),
+    _req("judges", pa.string()),  # JSON: the ensemble decisions on both images
+    _opt("source_phash", pa.string()),
+    _opt("edited_phash", pa.string()),
+    _req("split_group", pa.string()),  # source id of the near-duplicate group that fixes the split
+    _req("split", pa.string()),  # train | validation | test (names from config)
+    _req("dataset_version", pa.string()),
+    doc="One row per instruction: the chosen candidate, both images, all scores, split, decision.",
+)
+
 SCHEMAS: dict[str, pa.Schema] = {
     "source_images": SOURCE_IMAGES,
     "quarantine": QUARANTINE,
     "demo_ground_truth": DEMO_GROUND_TRUTH,
     "edit_instructions": EDIT_INSTRUCTIONS,
     "edited_images": EDITED_IMAGES,
+    "verification_scores": VERIFICATION_SCORES,
+    "curated_pairs": CURATED_PAIRS,
 }
 
 
