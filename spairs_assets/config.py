@@ -130,9 +130,9 @@ class DiffusersEditorConfig(ModelConfig):
     """A diffusers image-editing pipeline (Flux Kontext, Qwen-Image-Edit, InstructPix2Pix)."""
 
     steps: int = Field(28, ge=1, le=500)
-    guidance_scale: float = Field(2.5, ge=0)
+    guidance_scale: float | None = Field(None, ge=0, description="The pipeline's default if unset.")
     image_guidance_scale: float | None = Field(None, ge=0, description="InstructPix2Pix only.")
-    true_cfg_scale: float | None = Field(None, ge=0, description="Qwen-Image-Edit only.")
+    true_cfg_scale: float | None = Field(None, ge=0, description="Qwen-Image-Edit, Flux Kontext.")
     negative_prompt: str | None = None
     batch_size: int = Field(1, ge=1, le=64)
     max_area: int | None = Field(None, ge=64 * 64, description="Resize inputs to about this area.")

@@ -19,8 +19,9 @@ PACKAGE_DIR = Path(__file__).parent
 _SHARED = ("ids.py", "storage/schemas.py")
 STAGE_FILES: dict[str, tuple[str, ...]] = {
     "sources": ("sources", "policy.py"),
-    "instructions": ("instructions", "vision", "lexicon.py", "policy.py", "incremental.py"),
-    "editing": ("editing", "vision", "incremental.py"),
+    "instructions": ("instructions", "vision", "lexicon.py", "policy.py", "incremental.py",
+                     "models"),
+    "editing": ("editing", "vision", "incremental.py", "models"),
 }
 
 

@@ -24,8 +24,8 @@ from spairs_assets.storage import ItemCache, cache_key
 # a model-backed generator loads its model on first use, so a fully cached run loads nothing.
 GENERATORS: dict[str, str] = {
     "grounded": "spairs_assets.instructions.grounded:from_config",
-    "vlm": "spairs_assets.instructions.model_backends:vlm_from_config",
-    "openai": "spairs_assets.instructions.model_backends:openai_from_config",
+    "vlm": "spairs_assets.instructions.model_backends:from_config",
+    "openai": "spairs_assets.instructions.model_backends:from_config",
 }
 
 
