@@ -39,7 +39,8 @@ class EnsembleRule:
         covering = {j: v for j, v in usable.items()
                     if covers.get(j) is None or category_id in covers[j]}
         in_category = sum(1 for v in covering.values()
-                          if v.unsafe and v.category_id(policy) == category_id)
+                          if v.unsafe and (v.category_id(policy) == category_id
+                                           or category_id in v.details.get("also_categories", ())))
         any_unsafe = sum(1 for v in usable.values() if v.unsafe)
         enough = len(covering) >= self.k
         return EnsembleDecision(
