@@ -20,8 +20,13 @@ _SHARED = ("ids.py", "storage/schemas.py")
 STAGE_FILES: dict[str, tuple[str, ...]] = {
     "sources": ("sources", "policy.py"),
     "instructions": ("instructions", "vision", "lexicon.py", "policy.py", "incremental.py",
-                     "models"),
-    "editing": ("editing", "vision", "incremental.py", "models"),
+                     "models", "sources/pictograms.py"),
+    "editing": ("editing", "vision", "incremental.py", "models", "sources/pictograms.py"),
+    "verification": ("verification", "judges", "encoders", "vision", "lexicon.py", "models",
+                     "curation/select.py", "incremental.py", "policy.py"),
+    "curation": ("curation", "policy.py"),
+    "benchmark": ("benchmark", "judges", "models", "vision", "lexicon.py", "encoders",
+                  "incremental.py", "policy.py"),
 }
 
 
