@@ -32,7 +32,7 @@ demo: install
 
 test: install-test
 	bash scripts/system-deps.sh
-	$(BIN)/python -m pytest -n 2
+	$(BIN)/python -m pytest -n 2 --dist loadfile
 
 ui: install
 	$(BIN)/spairs ui

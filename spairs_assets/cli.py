@@ -61,26 +61,33 @@ def enter_project(config) -> Path:
     return home
 
 
-def _run_partition(partition: str, log_level: str = "WARNING") -> tuple[str, bool, float, str]:
-    """Materialize every per-category asset for one partition, in this process."""
+def _run_job(job_name: str, partition: str | None, log_level: str) -> tuple[str, bool, float, str]:
+    """Run a job of the code location in this process, recorded in the Dagster instance."""
     import dagster as dg
 
-    from spairs_assets.defs.jobs import PIPELINE_JOB
     from spairs_assets.definitions import defs
 
     started = time.perf_counter()
-    job = defs.resolve_job_def(PIPELINE_JOB)
+    job = defs.resolve_job_def(job_name)
     with dg.DagsterInstance.get() as instance:
         result = job.execute_in_process(
             partition_key=partition, instance=instance, raise_on_error=False,
             tags={"spairs/source": "cli"},
             run_config={"loggers": {"console": {"config": {"log_level": log_level}}}})
-    return partition, result.success, time.perf_counter() - started, result.run_id
+    return partition or job_name, result.success, time.perf_counter() - started, result.run_id
+
+
+def _run_partition(partition: str, log_level: str = "WARNING") -> tuple[str, bool, float, str]:
+    """Materialize every per-category asset for one partition, in this process."""
+    from spairs_assets.defs.jobs import PIPELINE_JOB
+
+    return _run_job(PIPELINE_JOB, partition, log_level)
 
 
 def run_pipeline(partitions: list[str], workers: int,
                  log_level: str = "WARNING") -> list[tuple[str, bool, float, str]]:
     results = []
+    _prepare_instance()  # create Dagster's databases once, before worker processes race to
     if workers <= 1 or len(partitions) == 1:
         for p in partitions:
             results.append(_run_partition(p, log_level))
@@ -122,21 +129,39 @@ def demo(
         _fail(f"unknown categories {unknown}; known: {', '.join(keys)}")
     typer.echo(f"spairs demo: {len(chosen)} categories, {workers} worker(s), DAGSTER_HOME={home}")
     started = time.perf_counter()
-    results = run_pipeline(chosen, workers, "DEBUG" if verbose else "WARNING")
+    log_level = "DEBUG" if verbose else "WARNING"
+    results = run_pipeline(chosen, workers, log_level)
     failed = [p for p, ok, _, _ in results if not ok]
+    if not failed:
+        from spairs_assets.defs.jobs import SUMMARIES_JOB
+
+        summary_run = _run_job(SUMMARIES_JOB, None, log_level)
+        _report(summary_run, 1, 1)
+        if not summary_run[1]:
+            failed.append(SUMMARIES_JOB)
 
     from spairs_assets.storage import Catalog, Storage
 
     catalog = Catalog(Storage(config.data_url))
     db = catalog.build_file()
     summary = catalog.query(
-        "SELECT category, count(*) AS seeds, count(*) FILTER (WHERE rating = 'Unsafe') AS unsafe "
-        "FROM source_images GROUP BY category ORDER BY category")
+        "SELECT s.category, s.seeds, s.unsafe, coalesce(i.instructions, 0) AS instructions, "
+        "coalesce(e.edits, 0) AS edits, coalesce(c.pairs, 0) AS pairs FROM "
+        "(SELECT category, count(*) AS seeds, count(*) FILTER (WHERE rating = 'Unsafe') AS unsafe "
+        " FROM source_images GROUP BY category) s "
+        "LEFT JOIN (SELECT category, count(*) FILTER (WHERE status = 'ok') AS instructions "
+        " FROM edit_instructions GROUP BY category) i USING (category) "
+        "LEFT JOIN (SELECT category, count(*) FILTER (WHERE status = 'ok' AND kind = 'edit') AS edits "
+        " FROM edited_images GROUP BY category) e USING (category) "
+        "LEFT JOIN (SELECT category, count(*) FILTER (WHERE decision = 'accepted') AS pairs "
+        " FROM curated_pairs GROUP BY category) c USING (category) ORDER BY category")
     quarantined = catalog.query("SELECT count(*) AS n FROM quarantine").column("n")[0].as_py()
     typer.echo("")
+    typer.echo(f"  {'category':<24} {'seeds':>6} {'unsafe':>6} {'instr.':>6} {'edits':>6} {'pairs':>6}")
     for row in summary.to_pylist():
-        typer.echo(f"  {row['category']:<24} {row['seeds']:>4} seeds ({row['unsafe']} unsafe)")
-    typer.echo(f"  quarantined: {quarantined}")
+        typer.echo(f"  {row['category']:<24} {row['seeds']:>6} {row['unsafe']:>6} "
+                   f"{row['instructions']:>6} {row['edits']:>6} {row['pairs']:>6}")
+    typer.echo(f"  quarantined seeds: {quarantined}")
     typer.echo(f"\nDone in {time.perf_counter() - started:.1f}s.")
     typer.echo(f"Outputs:   {config.data_url}  (tables/, images/, reports/)")
     typer.echo(f"Catalogue: {db}   e.g. spairs sql \"SELECT * FROM source_images LIMIT 5\"")
@@ -159,6 +184,16 @@ def ui(
     cmd = [sys.executable, "-m", "dagster", "dev", *target, "-h", host, "-p", str(port)]
     typer.echo(f"DAGSTER_HOME={home}\nUI on http://{host}:{port}  ({' '.join(cmd[2:])})")
     raise typer.Exit(subprocess.call(cmd))
+
+
+def _prepare_instance() -> None:
+    """Create (or migrate) the instance's SQLite databases in this one process."""
+    import dagster as dg
+
+    with dg.DagsterInstance.get() as instance:
+        instance.get_runs(limit=1)
+        instance.event_log_storage.get_concurrency_keys()
+        instance.schedule_storage.all_instigator_state() if instance.schedule_storage else None
 
 
 def _set_gpu_pool_limit(limit: int = 1) -> None:
@@ -208,6 +243,27 @@ def sql(
 def _short(value: object, width: int = 48) -> str:
     text = "" if value is None else str(value)
     return text if len(text) <= width else text[: width - 1] + "…"
+
+
+@app.command()
+def export(
+    out: Annotated[Path | None, typer.Option(help="Folder to write; data/exports/<version> if unset.")] = None,
+) -> None:
+    """Export the curated pairs as a Hugging Face dataset (save_to_disk + Parquet) with its card."""
+    from spairs_assets.curation.export import export_from_tables, pipeline_provenance
+    from spairs_assets.storage import ImageStore, Storage, TableStore
+
+    config = _load_config()
+    storage = Storage(config.data_url)
+    target = out or Path(config.data_url) / "exports" / "latest"
+    try:
+        result = export_from_tables(TableStore(storage), ImageStore(storage), config.safety_policy,
+                                    target, pipeline_provenance(config))
+    except ValueError as exc:
+        _fail(str(exc))
+    total = sum(sum(s.values()) for s in result.counts.values())
+    typer.echo(f"dataset {result.dataset_version}: {total} pairs -> {result.folder}")
+    typer.echo(f"  load with: datasets.load_from_disk({str(result.folder / 'hf')!r})")
 
 
 @app.command()

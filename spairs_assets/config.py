@@ -233,6 +233,27 @@ class CurationConfig(_Strict):
         return self
 
 
+def _default_models() -> tuple[JudgeConfig, ...]:
+    return tuple(JudgeConfig(kind=k) for k in ("ocr-lexicon", "ocr-embedding", "open-nsfw", "pictogram"))
+
+
+class BenchmarkConfig(_Strict):
+    """Models under test, on the images of curated pairs."""
+
+    models: tuple[JudgeConfig, ...] = Field(default_factory=_default_models)
+    splits: tuple[str, ...] = Field(("test",), description="Which splits of curated pairs.")
+    bootstrap_resamples: int = Field(1000, ge=100, le=100_000)
+    confidence: float = Field(0.95, gt=0.5, lt=1)
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _unique(self) -> BenchmarkConfig:
+        names = [m.name for m in self.models]
+        if len(set(names)) != len(names):
+            raise ValueError(f"model names must be unique: {names}")
+        return self
+
+
 class PreviewConfig(_Strict):
     show_unsafe: bool = Field(False, description="Show unsafe images unblurred in previews.")
     count: int = Field(12, ge=0, le=64)
@@ -247,6 +268,7 @@ class SpairsConfig(_Strict):
     editing: EditingConfig = EditingConfig()
     verification: VerificationConfig = VerificationConfig()
     curation: CurationConfig = CurationConfig()
+    benchmark: BenchmarkConfig = BenchmarkConfig()
     previews: PreviewConfig = PreviewConfig()
 
     # Where the file was loaded from: relative paths resolve against it.

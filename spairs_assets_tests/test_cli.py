@@ -29,7 +29,10 @@ def test_demo_for_one_category_then_sql(tmp_path, write_config, monkeypatch):
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))  # restored after the test
     result = runner.invoke(app, ["demo", "--categories", "O7_self_harm", "--workers", "1"])
     assert result.exit_code == 0, result.output
-    assert "O7_self_harm" in result.output and "6 seeds (4 unsafe)" in result.output
+    row = next(line.split() for line in result.output.splitlines() if line.strip().startswith("O7_self_harm"))
+    seeds, unsafe, instructions, edits, pairs = map(int, row[1:])
+    assert (seeds, unsafe, instructions, edits) == (6, 4, 4, 8)  # 2 candidates per instruction
+    assert pairs >= 3
     assert (tmp_path / "data" / "catalog.duckdb").exists()
     # Dagster recorded the run in the instance under the data root.
     assert (tmp_path / "data" / "dagster_home" / "dagster.yaml").exists()

@@ -221,3 +221,16 @@ def test_minilm_text_embeddings():
     np.testing.assert_allclose(as_model[1], e[0], atol=1e-5)
     with pytest.raises(TypeError):
         embed_texts("one string")
+
+
+@pytest.mark.slow
+def test_numpy_minilm_matches_sentence_transformers():
+    """The NumPy forward pass is the same model: equal embeddings to float32 rounding."""
+    from spairs_assets.encoders.text import MiniLMTextEncoder
+
+    texts = ["i will hurt you", "buy cocaine here", "a long sentence " * 40, "x", "LIVE NUDE SHOW"]
+    fast = MiniLMTextEncoder(backend="numpy", batch_size=2).embed_texts(texts)
+    reference = MiniLMTextEncoder(backend="sentence-transformers").embed_texts(texts)
+    np.testing.assert_allclose(fast, reference, atol=1e-5)
+    with pytest.raises(ValueError, match="backend"):
+        MiniLMTextEncoder(backend="onnx")

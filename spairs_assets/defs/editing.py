@@ -14,6 +14,7 @@ from spairs_assets.defs.common import (
 )
 from spairs_assets.defs.instructions import edit_instructions
 from spairs_assets.defs.partitions import category_partitions
+from spairs_assets.defs.quality import expectations_check
 from spairs_assets.defs.resources import SpairsResource
 from spairs_assets.defs.settings import CONFIG, pool_for
 from spairs_assets.policy import UNSAFE
@@ -78,4 +79,4 @@ def edited_images(context: dg.AssetExecutionContext, spairs: SpairsResource) -> 
 
 
 assets = [edited_images]
-asset_checks: list = []
+asset_checks = [expectations_check(edited_images, "edited_images")]

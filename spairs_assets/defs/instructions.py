@@ -12,6 +12,7 @@ from spairs_assets.defs.common import (
     write_partition_table,
 )
 from spairs_assets.defs.partitions import category_partitions
+from spairs_assets.defs.quality import expectations_check
 from spairs_assets.defs.resources import SpairsResource
 from spairs_assets.defs.settings import CONFIG, pool_for
 from spairs_assets.defs.sources import source_images
@@ -37,8 +38,11 @@ def edit_instructions(context: dg.AssetExecutionContext, spairs: SpairsResource)
     from spairs_assets.instructions.base import SeedImage
     from spairs_assets.instructions.stage import build_generator, instruction_rows
 
+    from spairs_assets.vision.cache import VISION
+
     partition = context.partition_key
     config = spairs.config
+    VISION.use_store(spairs.cache("vision"))  # OCR/detections of seeds are reused by verification
     category = config.safety_policy.category(partition)
     seeds = spairs.tables.read_rows("source_images", partition)
 
@@ -73,4 +77,4 @@ def edit_instructions(context: dg.AssetExecutionContext, spairs: SpairsResource)
 
 
 assets = [edit_instructions]
-asset_checks: list = []
+asset_checks = [expectations_check(edit_instructions, "edit_instructions")]

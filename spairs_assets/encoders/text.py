@@ -63,11 +63,16 @@ class MiniLMTextEncoder:
         device: str = "cpu",
         batch_size: int = 64,
         empty: Literal["zero", "model"] = "zero",
+        backend: Literal["numpy", "sentence-transformers"] = "numpy",
     ) -> None:
         if empty not in ("zero", "model"):
             raise ValueError(f"empty must be 'zero' or 'model', got {empty!r}")
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        if backend not in ("numpy", "sentence-transformers"):
+            raise ValueError(f"backend must be 'numpy' or 'sentence-transformers', got {backend!r}")
+        # numpy: the same model and arithmetic without importing torch (see minilm_numpy).
+        self.backend = backend
         self.device = device
         self.batch_size = int(batch_size)
         self.empty = empty
@@ -91,7 +96,14 @@ class MiniLMTextEncoder:
             keep = [i for i, t in enumerate(texts) if t.strip()]
         else:
             keep = list(range(len(texts)))
-        if keep:
+        if keep and self.backend == "numpy":
+            from spairs_assets.encoders.minilm_numpy import load_numpy_minilm
+
+            model = load_numpy_minilm()
+            chunks = [[texts[i] for i in keep[j:j + self.batch_size]]
+                      for j in range(0, len(keep), self.batch_size)]
+            out[keep] = l2_normalise(np.concatenate([model.encode(c) for c in chunks]))
+        elif keep:
             vectors = self.model.encode(
                 [texts[i] for i in keep],
                 batch_size=self.batch_size,

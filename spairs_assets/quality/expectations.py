@@ -60,12 +60,35 @@ RULES: dict[str, TableRules] = {
         value_sets={"kind": ("edit", "null_edit"), "status": ("ok", "failed")},
         ranges={"candidate": (0, None), "seconds": (0, None)},
     ),
+    "verification_scores": TableRules(
+        unique=(("edit_id",),),
+        value_sets={"kind": ("edit", "null_edit"), "direction": (*DIRECTIONS, None)},
+        ranges={"ssim": (-1, 1), "l1": (0, 1), "l2": (0, 1), "changed_fraction": (0, 1),
+                "outside_changed_fraction": (0, 1), "encoder_cosine": (-1.0001, 1.0001),
+                "phash_distance": (0, 64), "dhash_distance": (0, 64), "ahash_distance": (0, 64),
+                "changed_area": (0, None), "judge_parse_failures": (0, None)},
+    ),
+    "curated_pairs": TableRules(
+        unique=(("pair_id",),),
+        value_sets={"decision": ("accepted", "rejected"), "direction": DIRECTIONS},
+        ranges={"ssim": (-1, 1), "changed_fraction": (0, 1), "candidates": (1, None),
+                "candidates_passing": (0, None)},
+    ),
+    "benchmark_results": TableRules(
+        unique=(("model", "pair_id", "member"),),
+        value_sets={"member": ("unsafe", "safe"), "rating": (*RATINGS, None),
+                    "prompt": ("policy", "plain")},
+        ranges={"probability_unsafe": (0, 1), "latency_s": (0, None)},
+    ),
 }
 
 ID_PATTERNS: dict[str, tuple[str, ...]] = {
     "source_images": ("image_id", "source_sha256"),
     "edit_instructions": ("instruction_id", "source_image_id"),
     "edited_images": ("edit_id", "source_image_id"),
+    "verification_scores": ("edit_id", "source_image_id", "edited_image_id"),
+    "curated_pairs": ("pair_id", "instruction_id", "unsafe_image_id", "safe_image_id"),
+    "benchmark_results": ("pair_id", "image_id"),
 }
 
 

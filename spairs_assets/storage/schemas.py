@@ -202,6 +202,46 @@ CURATED_PAIRS = _schema(
     doc="One row per instruction: the chosen candidate, both images, all scores, split, decision.",
 )
 
+BENCHMARK_RESULTS = _schema(
+    _req("model", pa.string()),  # name in the config
+    _req("model_id", pa.string()),  # backend, model and revision
+    _req("model_version", pa.string()),  # prompt version, policy fingerprint, settings
+    _req("prompt", pa.string()),  # policy | plain
+    _req("pair_id", pa.string()),
+    _req("member", pa.string()),  # unsafe | safe
+    _req("image_id", pa.string()),
+    _req("category", pa.string()),
+    _req("category_id", pa.string()),  # the pair's true category
+    _req("split", pa.string()),
+    _opt("rating", pa.string()),  # Safe | Unsafe | null when the output was unusable
+    _opt("predicted_category", pa.string()),
+    _opt("predicted_category_id", pa.string()),
+    _opt("probability_unsafe", pa.float64()),
+    _req("parse_status", pa.string()),
+    _opt("raw_output", pa.string()),
+    _opt("rationale", pa.string()),
+    _opt("latency_s", pa.float64()),  # when the verdict was computed (cached rows keep it)
+    _req("correct", pa.bool_()),
+    _opt("error", pa.string()),
+    doc="One row per (model under test, image of a curated pair).",
+)
+
+# Must equal spairs_assets.benchmark.metrics.METRICS (a test checks).
+LEADERBOARD_METRICS = ("pair_accuracy", "image_accuracy", "unsafe_accuracy", "safe_accuracy", "fpr",
+                       "fnr", "consistency_failure_rate", "category_accuracy_when_unsafe",
+                       "invalid_rate")
+
+BENCHMARK_LEADERBOARD = _schema(
+    _req("model", pa.string()),
+    _req("category", pa.string()),  # a partition key, or "all"
+    _req("rank", pa.int32()),
+    _req("n_pairs", pa.int64()),
+    _req("n_images", pa.int64()),
+    *[f for m in LEADERBOARD_METRICS
+      for f in (_opt(m, pa.float64()), _opt(f"{m}_low", pa.float64()), _opt(f"{m}_high", pa.float64()))],
+    doc="Benchmark metrics per model, overall and per category, with bootstrap intervals over pairs.",
+)
+
 SCHEMAS: dict[str, pa.Schema] = {
     "source_images": SOURCE_IMAGES,
     "quarantine": QUARANTINE,
@@ -210,6 +250,8 @@ SCHEMAS: dict[str, pa.Schema] = {
     "edited_images": EDITED_IMAGES,
     "verification_scores": VERIFICATION_SCORES,
     "curated_pairs": CURATED_PAIRS,
+    "benchmark_results": BENCHMARK_RESULTS,
+    "benchmark_leaderboard": BENCHMARK_LEADERBOARD,
 }
 
 
