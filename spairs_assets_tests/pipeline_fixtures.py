@@ -33,7 +33,7 @@ def materialize_categories(config_path: Path, categories: list[str], instance: d
                                       instance=instance, resources=resources, raise_on_error=False,
                                       selection=None))
     if summaries:
-        results.append(dg.materialize([*PARTITIONED, *SUMMARIES], instance=instance,
+        results.append(dg.materialize([*PARTITIONED, *SUMMARIES, *ALL_CHECKS], instance=instance,
                                       resources=resources, selection=dg.AssetSelection.assets(*SUMMARIES)))
     return results
 

@@ -112,3 +112,21 @@ def test_dataset_version_changes_with_accepted_pairs_and_settings():
     other_cfg = CurationConfig(min_ssim=0.8)
     assert curate([_score("a")], [_instruction()], {}, other_cfg)[0]["dataset_version"] != base
     assert curate([_score("b")], [_instruction()], {}, CFG)[0]["dataset_version"] != base
+
+
+def test_cross_category_leakage_finds_near_duplicates_in_other_splits():
+    from spairs_assets.curation.checks import cross_category_leakage
+
+    base = {"decision": ACCEPTED, "source_phash": "00ff00ff00ff00ff"}
+    pairs = [
+        {**base, "pair_id": "p1", "source_image_id": "a", "category": "O1_hate", "split": "train"},
+        {**base, "pair_id": "p2", "source_image_id": "b", "category": "O2_violence", "split": "test",
+         "source_phash": "00ff00ff00ff00fe"},  # one bit from a: the same picture
+        {**base, "pair_id": "p3", "source_image_id": "c", "category": "O2_violence", "split": "test",
+         "source_phash": "ff00ff00ff00ff00"},
+    ]
+    found = cross_category_leakage(pairs, distance=4)
+    assert [leak["pairs"] for leak in found["split_leaks"]] == [["p1", "p2"]]
+    assert found["shared_images"][0]["categories"] == ["O1_hate", "O2_violence"]
+    pairs[1]["split"] = "train"
+    assert cross_category_leakage(pairs, distance=4)["split_leaks"] == []

@@ -96,7 +96,9 @@ def test_export_loads_back_with_a_card_listing_counts(project, tmp_path):
 
 
 def test_leaderboard_covers_every_model_with_intervals(project):
-    config_path, _, _ = project
+    config_path, _, results = project
+    summary_checks = {e.check_name: e.passed for e in results[-1].get_asset_check_evaluations()}
+    assert summary_checks == {"benchmark_leaderboard_expectations": True, "cross_category_leakage": True}
     board = catalog(config_path).query(
         "SELECT * FROM benchmark_leaderboard WHERE category = 'all' ORDER BY rank").to_pylist()
     assert {r["model"] for r in board} == {"ocr-lexicon", "ocr-embedding", "open-nsfw", "pictogram"}

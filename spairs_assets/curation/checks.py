@@ -59,3 +59,29 @@ def split_leakage(pairs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         splits_by[("group", pair["split_group"])].add(pair["split"])
     return [{"kind": kind, "id": key, "splits": sorted(s)}
             for (kind, key), s in sorted(splits_by.items()) if len(s) > 1]
+
+
+def cross_category_leakage(pairs: Sequence[dict[str, Any]], distance: int) -> dict[str, list[dict[str, Any]]]:
+    """Near-duplicate images across categories (pHash), among accepted pairs.
+
+    `split_leaks`: near-duplicate sources in different splits (a test image seen in training
+    under another category) — an error. `shared_images`: near-duplicate sources in several
+    categories at all — worth a look (one seed filed under two categories), not an error.
+    """
+    from spairs_assets.curation.select import source_groups
+
+    accepted = [p for p in pairs if p["decision"] == ACCEPTED]
+    groups = source_groups(((p["source_image_id"], p.get("source_phash")) for p in accepted), distance)
+    members: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for p in accepted:
+        members[groups[p["source_image_id"]]].append(p)
+    split_leaks, shared = [], []
+    for group, rows in sorted(members.items()):
+        splits = sorted({r["split"] for r in rows})
+        categories = sorted({r["category"] for r in rows})
+        if len(splits) > 1:
+            split_leaks.append({"group": group, "splits": splits, "categories": categories,
+                                "pairs": sorted(r["pair_id"] for r in rows)})
+        if len(categories) > 1:
+            shared.append({"group": group, "categories": categories})
+    return {"split_leaks": split_leaks, "shared_images": shared}

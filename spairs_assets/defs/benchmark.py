@@ -67,7 +67,7 @@ def benchmark_results(context: dg.AssetExecutionContext, spairs: SpairsResource)
 
 
 
-asset_checks = [expectations_check(benchmark_results, "benchmark_results")]
+asset_checks = [expectations_check(benchmark_results, "benchmark_results")]  # + leaderboard below
 
 
 @dg.asset(
@@ -120,3 +120,4 @@ def benchmark_leaderboard(context: dg.AssetExecutionContext, spairs: SpairsResou
 
 
 assets = [benchmark_results, benchmark_leaderboard]
+asset_checks.append(expectations_check(benchmark_leaderboard, "benchmark_leaderboard"))

@@ -149,6 +149,21 @@ def safetypairs_dataset(context: dg.AssetExecutionContext, spairs: SpairsResourc
     )
 
 
+@dg.asset_check(asset=safetypairs_dataset, blocking=True,
+                description="Across all categories, no near-duplicate source images (pHash) sit in "
+                "different splits; images shared between categories are listed.")
+def cross_category_leakage(context: dg.AssetCheckExecutionContext, spairs: SpairsResource) -> dg.AssetCheckResult:
+    from spairs_assets.curation.checks import cross_category_leakage as find
+
+    pairs = [r for p in spairs.tables.partitions("curated_pairs")
+             for r in spairs.tables.read_rows("curated_pairs", p)]
+    found = find(pairs, spairs.config.curation.near_duplicate_distance)
+    return dg.AssetCheckResult(passed=not found["split_leaks"], metadata={
+        "split_leaks": len(found["split_leaks"]),
+        "images_in_several_categories": len(found["shared_images"]),
+        "examples": dg.MetadataValue.json((found["split_leaks"] + found["shared_images"])[:10])})
+
+
 assets = [curated_pairs, safetypairs_dataset]
-asset_checks = [edit_minimality, split_leakage, pair_acceptance_rate,
+asset_checks = [edit_minimality, split_leakage, pair_acceptance_rate, cross_category_leakage,
                 expectations_check(curated_pairs, "curated_pairs")]

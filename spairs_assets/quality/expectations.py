@@ -80,6 +80,11 @@ RULES: dict[str, TableRules] = {
                     "prompt": ("policy", "plain")},
         ranges={"probability_unsafe": (0, 1), "latency_s": (0, None)},
     ),
+    "benchmark_leaderboard": TableRules(
+        unique=(("model", "category"),),
+        ranges={"pair_accuracy": (0, 1), "fpr": (0, 1), "fnr": (0, 1), "rank": (1, None),
+                "n_pairs": (0, None)},
+    ),
 }
 
 ID_PATTERNS: dict[str, tuple[str, ...]] = {
