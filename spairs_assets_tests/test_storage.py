@@ -144,3 +144,14 @@ def test_item_cache_roundtrip_and_counts(storage):
     # A torn file (possible on stores without atomic rename) is a miss, not a crash.
     storage.local_path(f"cache/stage/ab/{key}.json").write_text('{"x": ')
     assert cache.get(key) is None
+
+
+def test_rows_are_stored_sorted_by_key_in_small_row_groups(storage):
+    tables = TableStore(storage)
+    rows = [_quarantine_row(path=f"{i:03d}.png") for i in (5, 1, 3)]
+    tables.write("quarantine", "O1_hate", rows, **LEDGER)
+    assert [r["source_path"] for r in tables.read_rows("quarantine", "O1_hate")] == [
+        "001.png", "003.png", "005.png"]
+    meta = pq.ParquetFile(storage.local_path(TableStore.rel_path("quarantine", "O1_hate"))).metadata
+    stats = meta.row_group(0).column(meta.schema.names.index("source_path")).statistics
+    assert (stats.min, stats.max) == ("001.png", "005.png")

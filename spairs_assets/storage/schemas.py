@@ -255,6 +255,21 @@ SCHEMAS: dict[str, pa.Schema] = {
 }
 
 
+# Rows are stored sorted by these columns (then the rest of the key), so Parquet row-group
+# statistics let a lookup by id (the lineage audit) skip every row group but one.
+SORT_KEYS: dict[str, tuple[str, ...]] = {
+    "source_images": ("image_id",),
+    "quarantine": ("source_name", "source_path", "reason"),
+    "demo_ground_truth": ("image_id",),
+    "edit_instructions": ("instruction_id",),
+    "edited_images": ("edit_id",),
+    "verification_scores": ("edit_id",),
+    "curated_pairs": ("pair_id",),
+    "benchmark_results": ("pair_id", "member", "model"),
+    "benchmark_leaderboard": ("model", "category"),
+}
+
+
 def schema_for(table: str) -> pa.Schema:
     try:
         return SCHEMAS[table]

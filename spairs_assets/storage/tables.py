@@ -15,7 +15,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from spairs_assets.storage.fs import Storage
-from spairs_assets.storage.schemas import LEDGER_COLUMNS, schema_for
+from spairs_assets.storage.schemas import LEDGER_COLUMNS, SORT_KEYS, schema_for
+
+ROW_GROUP_SIZE = 16_384  # small enough that statistics prune lookups in large partitions
 
 
 class SchemaError(ValueError):
@@ -75,8 +77,11 @@ class TableStore:
     ) -> pa.Table:
         """Replace the partition's file with `rows` (schema-checked); returns what was written."""
         arrow = to_table(table, rows, run_id=run_id, code_version=code_version)
+        keys = [k for k in SORT_KEYS.get(table, ()) if k in arrow.column_names]
+        if keys and arrow.num_rows > 1:
+            arrow = arrow.sort_by([(k, "ascending") for k in keys])
         with self.storage.atomic_writer(self.rel_path(table, partition)) as fh:
-            pq.write_table(arrow, fh, compression="zstd")
+            pq.write_table(arrow, fh, compression="zstd", row_group_size=ROW_GROUP_SIZE)
         return arrow
 
     def read(self, table: str, partition: str) -> pa.Table | None:
