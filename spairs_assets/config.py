@@ -66,6 +66,16 @@ class SourcesConfig(_Strict):
     max_pixels: int = Field(
         40_000_000, ge=1024, description="Larger images are quarantined as decompression bombs."
     )
+    incoming: Path | None = Field(
+        None, description="A folder watched by the `incoming_seeds` sensor and read as a source: "
+        "<category>/<rating>/<images>, and manifest files (CSV, JSONL, Parquet) at its top level.")
+
+
+class AutomationConfig(_Strict):
+    refresh_cron: str = Field("0 3 * * 1", description="Schedule of the full refresh (weekly).")
+    refresh_enabled: bool = Field(False, description="Start the schedule switched on.")
+    sensor_interval_s: int = Field(30, ge=5, description="How often the incoming folder is checked.")
+    sensor_enabled: bool = Field(False, description="Start the sensor switched on.")
 
 
 class ModelConfig(_Strict):
@@ -269,6 +279,7 @@ class SpairsConfig(_Strict):
     verification: VerificationConfig = VerificationConfig()
     curation: CurationConfig = CurationConfig()
     benchmark: BenchmarkConfig = BenchmarkConfig()
+    automation: AutomationConfig = AutomationConfig()
     previews: PreviewConfig = PreviewConfig()
 
     # Where the file was loaded from: relative paths resolve against it.

@@ -147,3 +147,23 @@ def test_manifest_missing_columns_is_a_clear_error(tmp_path, write_config):
 def test_bad_configuration_fails_early_naming_the_setting(write_config, settings, setting_name):
     with pytest.raises(ConfigError, match=f"`{setting_name}"):
         load_config(write_config(**settings))
+
+
+def test_incoming_folder_is_read_as_folder_and_manifest_source(tmp_path, write_config):
+    incoming = tmp_path / "incoming"
+    write(incoming / "O2_violence/unsafe/new.png", png_bytes(photo(seed=30)))
+    write(incoming / "batch/one.png", png_bytes(photo(seed=31)))
+    (incoming / "batch.csv").write_text("path,category,rating\nbatch/one.png,O2,safe\n")
+    config = load_config(write_config(sources={"items": [], "incoming": str(incoming)}))
+    batch, _ = _collect(config)
+    assert sorted((r["source_name"], r["source_path"], r["rating"]) for r in batch.source_images) == [
+        ("incoming", "O2_violence/unsafe/new.png", "Unsafe"),
+        ("incoming:batch.csv", "batch/one.png", "Safe"),
+    ]
+    # Neither the manifest nor the image it lists is mistaken for a badly placed file...
+    assert batch.quarantine == [] and batch.unknown_quarantine == []
+    # ...but an image no manifest lists, outside <category>/<rating>/, is still reported.
+    write(incoming / "batch/stray.png", png_bytes(photo(seed=32)))
+    batch, _ = _collect(config)
+    assert [(r["source_path"], r["reason"]) for r in batch.unknown_quarantine] == [
+        ("batch/stray.png", "bad_layout")]

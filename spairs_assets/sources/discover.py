@@ -60,9 +60,13 @@ def _is_hidden(path: Path) -> bool:
 
 
 def discover_folder(
-    root: Path, *, kind: str, name: str, licence: str | None, allowed_roots: tuple[Path, ...]
+    root: Path, *, kind: str, name: str, licence: str | None, allowed_roots: tuple[Path, ...],
+    skip_top_level: tuple[str, ...] = (),
 ) -> Iterator[SeedCandidate | Rejection]:
-    """`<root>/<category>/<rating>/<files, possibly in subfolders>`."""
+    """`<root>/<category>/<rating>/<files, possibly in subfolders>`.
+
+    Files directly in `root` whose suffix is in `skip_top_level` are left alone (the incoming
+    folder keeps its manifests there)."""
     root = Path(root).expanduser().absolute()
     if not root.is_dir():
         raise FileNotFoundError(f"source {name!r}: folder {root} does not exist")
@@ -72,6 +76,8 @@ def discover_folder(
         if _is_hidden(rel) or path.is_dir():
             continue
         parts = rel.parts
+        if len(parts) == 1 and path.suffix.lower() in skip_top_level:
+            continue
         if len(parts) < 3:
             yield Rejection(kind, name, rel.as_posix(), "bad_layout",
                             "expected <root>/<category>/<rating>/<file>",

@@ -13,6 +13,7 @@ from typing import Any
 from spairs_assets.config import DemoSource, FolderSource, ManifestSource, SpairsConfig
 from spairs_assets.policy import SafetyPolicy
 from spairs_assets.sources.discover import (
+    MANIFEST_SUFFIXES,
     Rejection,
     SeedCandidate,
     discover_folder,
@@ -40,6 +41,41 @@ class SeedBatch:
     demo_ground_truth: list[dict[str, Any]] = field(default_factory=list)
     cache_hits: int = 0
     cache_misses: int = 0
+
+
+INCOMING = "incoming"
+
+
+def incoming_sources(config: SpairsConfig) -> list[FolderSource | ManifestSource]:
+    """The incoming folder read as sources: its category folders and its top-level manifests."""
+    if config.sources.incoming is None:
+        return []
+    root = config.resolve(config.sources.incoming)
+    if not root.is_dir():
+        return []
+    found: list[FolderSource | ManifestSource] = [FolderSource(name=INCOMING, root=root)]
+    for path in sorted(root.iterdir()):
+        if path.is_file() and path.suffix.lower() in MANIFEST_SUFFIXES and not path.name.startswith("."):
+            found.append(ManifestSource(name=f"{INCOMING}:{path.name}", path=path))
+    return found
+
+
+def _listed_by_manifests(incoming: list[FolderSource | ManifestSource]) -> set[str]:
+    """Paths (relative to the incoming folder) that its manifests describe."""
+    folders = [s for s in incoming if isinstance(s, FolderSource)]
+    if not folders:
+        return set()
+    root = folders[0].root
+    listed = set()
+    for source in incoming:
+        if isinstance(source, ManifestSource):
+            for item in discover_manifest(source.path, name=source.name, licence=None, allowed_roots=()):
+                if isinstance(item, SeedCandidate):
+                    try:
+                        listed.add(item.file.relative_to(root).as_posix())
+                    except ValueError:
+                        pass
+    return listed
 
 
 def demo_root(config: SpairsConfig) -> Path:
@@ -112,7 +148,9 @@ def collect_seeds(
     unknown: list[dict[str, Any]] = []
     demo_truth: list[tuple[Path, dict[str, Any]]] = []
 
-    for source in config.sources.items:
+    incoming = incoming_sources(config)
+    listed = _listed_by_manifests(incoming)
+    for source in (*config.sources.items, *incoming):
         if isinstance(source, DemoSource):
             cands, truth, out_dir = _demo_candidates(config, source, partition, policy)
             mine.extend(cands)
@@ -120,13 +158,16 @@ def collect_seeds(
             continue
         if isinstance(source, FolderSource):
             found = discover_folder(config.resolve(source.root), kind="folder", name=source.name,
-                                    licence=source.licence, allowed_roots=extra_roots)
+                                    licence=source.licence, allowed_roots=extra_roots,
+                                    skip_top_level=MANIFEST_SUFFIXES if source.name == INCOMING else ())
         elif isinstance(source, ManifestSource):
             found = discover_manifest(config.resolve(source.path), name=source.name,
                                       licence=source.licence, allowed_roots=extra_roots)
         else:  # pragma: no cover - the config model admits no other kinds
             raise TypeError(f"unknown source {source!r}")
         for item in found:
+            if source.name == INCOMING and item.source_path in listed:
+                continue  # an image a manifest in the incoming folder describes
             target = policy.find_category(item.category_ref) if item.category_ref else None
             if isinstance(item, Rejection):
                 if target is not None and target.key == partition:
