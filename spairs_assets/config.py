@@ -164,7 +164,8 @@ class EditingConfig(_Strict):
         return self
 
 
-JUDGE_KINDS = ("ocr-lexicon", "ocr-embedding", "open-nsfw", "pictogram", "vlm", "shieldgemma2", "openai")
+JUDGE_KINDS = ("ocr-lexicon", "ocr-embedding", "open-nsfw", "pictogram", "vlm", "shieldgemma2",
+               "openai", "guard")
 
 
 class JudgeConfig(_Strict):
@@ -172,9 +173,13 @@ class JudgeConfig(_Strict):
 
     name: str = Field(description="Unique name; defaults to the kind.", default="")
     kind: Literal["ocr-lexicon", "ocr-embedding", "open-nsfw", "pictogram", "vlm",
-                  "shieldgemma2", "openai"]
+                  "shieldgemma2", "openai", "guard"]
     model: ModelConfig | None = Field(None, description="For vlm and shieldgemma2.")
     endpoint: OpenAIEndpointConfig | None = Field(None, description="For openai.")
+    path: str | None = Field(
+        None, description="For guard: a trained probe (.safetensors, or its stem) or a folder of "
+        "probes; relative to the data root; `{category}` is replaced by the partition "
+        "benchmarked, e.g. guards/{category}/deploy.")
     threshold: float | None = Field(
         None, ge=0, le=1, description="Decision threshold where the judge has one (open-nsfw "
         "probability, ocr-embedding similarity, pictogram match score); a calibrated or built-in "
@@ -190,6 +195,8 @@ class JudgeConfig(_Strict):
             raise ValueError(f"judge {self.name!r} ({self.kind}) needs a `model` section")
         if self.kind == "openai" and self.endpoint is None:
             raise ValueError(f"judge {self.name!r} (openai) needs an `endpoint` section")
+        if self.kind == "guard" and not self.path:
+            raise ValueError(f"judge {self.name!r} (guard) needs a `path`")
         return self
 
 
@@ -244,7 +251,9 @@ class CurationConfig(_Strict):
 
 
 def _default_models() -> tuple[JudgeConfig, ...]:
-    return tuple(JudgeConfig(kind=k) for k in ("ocr-lexicon", "ocr-embedding", "open-nsfw", "pictogram"))
+    cpu = tuple(JudgeConfig(kind=k) for k in ("ocr-lexicon", "ocr-embedding", "open-nsfw", "pictogram"))
+    # The category's deployable probe, trained by `guard_models` on the TRAIN split.
+    return (*cpu, JudgeConfig(kind="guard", name="linear-probe-guard", path="guards/{category}/deploy"))
 
 
 class BenchmarkConfig(_Strict):
@@ -264,6 +273,25 @@ class BenchmarkConfig(_Strict):
         return self
 
 
+class GuardsConfig(_Strict):
+    """Linear probes on a frozen encoder and the sample-efficiency experiment."""
+
+    encoder: str = Field("open-nsfw+ocr-minilm", description="Encoder registry name (open-nsfw, "
+                         "ocr-minilm, open-nsfw+ocr-minilm, clip, siglip, dino).")
+    encoder_model: ModelConfig | None = Field(None, description="For clip, siglip and dino.")
+    budgets: tuple[int | Literal["all"], ...] = (8, 16, 32, 64, "all")
+    seeds: int = Field(5, ge=1, le=100, description="Random draws per arm and budget.")
+    C: float = Field(100.0, gt=0, description="Inverse L2 strength of the logistic regression.")
+    threshold: float = Field(0.5, gt=0, lt=1)
+    target: float = Field(0.9, gt=0, le=1, description="Pair accuracy the budget-to-reach reports.")
+
+    @model_validator(mode="after")
+    def _encoder_needs_model(self) -> GuardsConfig:
+        if self.encoder in ("clip", "siglip", "dino") and self.encoder_model is None:
+            raise ValueError(f"encoder {self.encoder!r} needs `encoder_model`")
+        return self
+
+
 class PreviewConfig(_Strict):
     show_unsafe: bool = Field(False, description="Show unsafe images unblurred in previews.")
     count: int = Field(12, ge=0, le=64)
@@ -279,6 +307,7 @@ class SpairsConfig(_Strict):
     verification: VerificationConfig = VerificationConfig()
     curation: CurationConfig = CurationConfig()
     benchmark: BenchmarkConfig = BenchmarkConfig()
+    guards: GuardsConfig = GuardsConfig()
     automation: AutomationConfig = AutomationConfig()
     previews: PreviewConfig = PreviewConfig()
 

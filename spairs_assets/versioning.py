@@ -26,7 +26,8 @@ STAGE_FILES: dict[str, tuple[str, ...]] = {
                      "curation/select.py", "incremental.py", "policy.py"),
     "curation": ("curation", "policy.py"),
     "benchmark": ("benchmark", "judges", "models", "vision", "lexicon.py", "encoders",
-                  "incremental.py", "policy.py"),
+                  "incremental.py", "policy.py", "guards/judge.py", "guards/probe.py"),
+    "guards": ("guards", "encoders", "vision", "incremental.py", "curation/select.py"),
 }
 
 

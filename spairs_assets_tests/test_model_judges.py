@@ -35,7 +35,13 @@ from spairs_assets.judges.model_judges import (
     shieldgemma2_policies,
     shieldgemma2_policy_text,
 )
-from spairs_assets.judges.registry import CPU_JUDGES, MODEL_JUDGES, build_judge, build_judges
+from spairs_assets.judges.registry import (
+    CPU_JUDGES,
+    MODEL_JUDGES,
+    OTHER_JUDGES,
+    build_judge,
+    build_judges,
+)
 from spairs_assets.models.answers import INVALID_JSON, NO_JSON, OK, REPAIRED
 from spairs_assets.models.openai_chat import OpenAIChatClient, OpenAIError
 from spairs_assets.policy import SAFE, UNSAFE, load_policy
@@ -258,7 +264,7 @@ def test_openai_judge_batch_keeps_order(server):
 
 
 def test_registry_covers_every_configured_kind():
-    assert set(CPU_JUDGES) | set(MODEL_JUDGES) == set(JUDGE_KINDS)
+    assert set(CPU_JUDGES) | set(MODEL_JUDGES) | set(OTHER_JUDGES) == set(JUDGE_KINDS)
     assert not set(CPU_JUDGES) & set(MODEL_JUDGES)
 
 

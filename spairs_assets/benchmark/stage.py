@@ -14,12 +14,24 @@ from spairs_assets.policy import SAFE, UNSAFE, SafetyPolicy
 from spairs_assets.storage import ItemCache
 
 
-def build_models(config: SpairsConfig) -> dict[str, Any]:
+def build_models(config: SpairsConfig, partition: str) -> dict[str, Any]:
+    """The models under test for one category partition.
+
+    A guard's `path` may name the partition (`guards/{category}/deploy`: the probe trained on
+    this category); relative guard paths are under the data root, where `guard_models` writes.
+    """
     from spairs_assets.judges.registry import build_judge
 
-    return {m.name: build_judge(m, config.safety_policy, base_dir=config.base_dir,
-                                setting=f"benchmark.models.{m.name}")
-            for m in config.benchmark.models}
+    models = {}
+    for m in config.benchmark.models:
+        if m.kind == "guard" and m.path:
+            path = m.path.format(category=partition)
+            if "://" not in path and not path.startswith("/"):
+                path = f"{config.data_url.rstrip('/')}/{path}"
+            m = m.model_copy(update={"path": path})
+        models[m.name] = build_judge(m, config.safety_policy, base_dir=config.base_dir,
+                                     setting=f"benchmark.models.{m.name}")
+    return models
 
 
 def benchmark_rows(

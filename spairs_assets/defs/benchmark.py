@@ -6,6 +6,7 @@ import dagster as dg
 
 from spairs_assets.defs.common import counts_markdown, data_version, progress_logger, write_partition_table
 from spairs_assets.defs.curation import curated_pairs
+from spairs_assets.defs.guards import guard_models
 from spairs_assets.defs.partitions import category_partitions
 from spairs_assets.defs.quality import expectations_check
 from spairs_assets.defs.resources import SpairsResource
@@ -17,7 +18,7 @@ BENCHMARK_VERSION = code_version("benchmark")
 
 @dg.asset(
     partitions_def=category_partitions,
-    deps=[curated_pairs],
+    deps=[curated_pairs, guard_models],  # the category's trained guard is a model under test
     group_name="benchmark",
     code_version=BENCHMARK_VERSION,
     kinds={"python", "parquet"},
@@ -37,7 +38,7 @@ def benchmark_results(context: dg.AssetExecutionContext, spairs: SpairsResource)
     partition = context.partition_key
     config = spairs.config
     VISION.use_store(spairs.cache("vision"))
-    models = build_models(config)
+    models = build_models(config, partition)
     rows, stats = benchmark_rows(
         spairs.tables.read_rows("curated_pairs", partition), models,
         {m.name: m.prompt for m in config.benchmark.models}, splits=config.benchmark.splits,

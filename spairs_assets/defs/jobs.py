@@ -2,12 +2,20 @@
 
 import dagster as dg
 
-from spairs_assets.defs import benchmark, curation, editing, instructions, sources, verification
+from spairs_assets.defs import (
+    benchmark,
+    curation,
+    editing,
+    guards,
+    instructions,
+    sources,
+    verification,
+)
 
 PIPELINE_JOB = "category_pipeline"
 SUMMARIES_JOB = "summaries"
 
-STAGES = [sources, instructions, editing, verification, curation, benchmark]
+STAGES = [sources, instructions, editing, verification, curation, guards, benchmark]
 ALL_ASSETS = [a for stage in STAGES for a in stage.assets]
 ALL_CHECKS = [c for stage in STAGES for c in stage.asset_checks]
 

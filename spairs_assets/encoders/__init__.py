@@ -49,7 +49,13 @@ _BUILTIN: dict[str, tuple[str, str, dict[str, Any]]] = {
         "TransformersImageEncoder",
         {"kind": "dino"},
     ),
-    # "ocr-minilm": ("spairs_assets.encoders.ocr_text", "OcrMiniLMEncoder", {}),  # to come
+    "ocr-minilm": ("spairs_assets.encoders.ocr_minilm", "OcrMiniLMEncoder", {}),
+    "concat": ("spairs_assets.encoders.concat", "ConcatEncoder", {}),  # option parts=[...]
+    "open-nsfw+ocr-minilm": (
+        "spairs_assets.encoders.concat",
+        "ConcatEncoder",
+        {"parts": ("open-nsfw", "ocr-minilm")},
+    ),
 }
 _REGISTERED: dict[str, Callable[..., Encoder]] = {}
 

@@ -34,10 +34,15 @@ MODEL_JUDGES: dict[str, str] = {
 }
 CPU_MODULE = "spairs_assets.judges.cpu_judges"
 MODEL_MODULE = "spairs_assets.judges.model_judges"
+# kind -> (module, factory), called as factory(config, policy, base_dir=..., setting=...).
+# "guard": trained linear probes (spairs_assets.guards.judge; `path` = probe file or folder).
+OTHER_JUDGES: dict[str, tuple[str, str]] = {
+    "guard": ("spairs_assets.guards.judge", "guard_judge"),
+}
 
 
 def judge_kinds() -> tuple[str, ...]:
-    return tuple(CPU_JUDGES) + tuple(MODEL_JUDGES)
+    return tuple(CPU_JUDGES) + tuple(MODEL_JUDGES) + tuple(OTHER_JUDGES)
 
 
 def build_judge(
@@ -62,6 +67,10 @@ def build_judge(
         if kind != "openai":
             kwargs["base_dir"] = base_dir
         return cls.from_judge_config(config, policy, **kwargs)
+    if kind in OTHER_JUDGES:
+        module_name, factory_name = OTHER_JUDGES[kind]
+        factory = getattr(importlib.import_module(module_name), factory_name)
+        return factory(config, policy, base_dir=base_dir, setting=setting)
     if kind in CPU_JUDGES:
         module = importlib.import_module(CPU_MODULE)
         factory: Callable[[JudgeConfig, SafetyPolicy], Judge] = getattr(module, CPU_JUDGES[kind])

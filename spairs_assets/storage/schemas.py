@@ -242,6 +242,62 @@ BENCHMARK_LEADERBOARD = _schema(
     doc="Benchmark metrics per model, overall and per category, with bootstrap intervals over pairs.",
 )
 
+_GUARD_METRICS = ("pair_accuracy", "image_accuracy", "unsafe_accuracy", "safe_accuracy",
+            "unpaired_accuracy", "unpaired_balanced_accuracy")
+
+GUARD_MODELS = _schema(
+    _req("probe_id", pa.string()),  # hash(category, arm, budget, seed, training set, encoder, fit)
+    _req("category", pa.string()),  # partition key, or "multi"
+    _req("arm", pa.string()),  # baseline | pairs | null_edit | deploy
+    _req("budget", pa.string()),  # "8", "16", ... or "all" (after clamping to the pool)
+    _req("budget_requested", pa.string()),  # the requested budgets that map here, comma-joined
+    _req("n_train", pa.int32()),  # training images actually used
+    _req("n_unsafe", pa.int32()),
+    _req("n_safe", pa.int32()),
+    _req("seed", pa.int32()),
+    _req("encoder", pa.string()),  # encoder id
+    _req("encoder_version", pa.string()),
+    _req("data_version", pa.string()),  # hash of the pool (pairs, safe seeds, splits)
+    _req("dataset_version", pa.string()),  # curated_pairs dataset version(s)
+    _req("train_ids_hash", pa.string()),
+    _req("train_pair_ids", pa.list_(pa.string())),  # lineage: pairs it trained on
+    _req("train_image_ids", pa.list_(pa.string())),
+    _req("C", pa.float64()),
+    _req("threshold", pa.float64()),
+    _req("train_accuracy", pa.float64()),
+    *[_opt(m, pa.float64()) for m in _GUARD_METRICS],  # null when there is nothing held out
+    _req("n_eval_pairs", pa.int32()),
+    _req("n_eval_unpaired", pa.int32()),
+    _req("pair_correct", pa.string()),  # "1"/"0" per held-out pair, in pair-id order
+    _req("eval_pairs_hash", pa.string()),
+    _req("metrics", pa.string()),  # JSON: every metric, training metrics included
+    _req("weights_path", pa.string()),  # safetensors, relative to the data root
+    _req("card_path", pa.string()),  # JSON model card, relative to the data root
+    doc="One row per trained guard probe (linear probe on a frozen encoder).",
+)
+
+GUARD_CURVES = _schema(
+    _req("category", pa.string()),  # partition key or "multi"
+    _req("arm", pa.string()),
+    _req("budget", pa.string()),
+    _req("n_train", pa.int32()),
+    _req("n_seeds", pa.int32()),
+    _req("n_eval_pairs", pa.int32()),
+    *[f for m in _GUARD_METRICS for f in (_opt(f"{m}_mean", pa.float64()),
+                                    _opt(f"{m}_low", pa.float64()),
+                                    _opt(f"{m}_high", pa.float64()))],
+    _opt("vs_baseline_mean", pa.float64()),  # pair accuracy minus the baseline's, same seeds
+    _opt("vs_baseline_low", pa.float64()),  # two-level bootstrap (seeds x held-out pairs)
+    _opt("vs_baseline_high", pa.float64()),
+    _opt("vs_baseline_t_low", pa.float64()),  # t-interval over seeds
+    _opt("vs_baseline_t_high", pa.float64()),
+    _opt("vs_baseline_verdict", pa.string()),  # better | worse | no clear difference
+    _req("target", pa.float64()),
+    _opt("budget_to_reach_target", pa.int32()),  # smallest n_train whose mean reaches target
+    _req("encoder", pa.string()),
+    doc="Guard learning curves: mean and 95% t-interval over seeds per (category, arm, budget).",
+)
+
 SCHEMAS: dict[str, pa.Schema] = {
     "source_images": SOURCE_IMAGES,
     "quarantine": QUARANTINE,
@@ -252,8 +308,9 @@ SCHEMAS: dict[str, pa.Schema] = {
     "curated_pairs": CURATED_PAIRS,
     "benchmark_results": BENCHMARK_RESULTS,
     "benchmark_leaderboard": BENCHMARK_LEADERBOARD,
+    "guard_models": GUARD_MODELS,
+    "guard_curves": GUARD_CURVES,
 }
-
 
 # Rows are stored sorted by these columns (then the rest of the key), so Parquet row-group
 # statistics let a lookup by id (the lineage audit) skip every row group but one.
@@ -267,6 +324,8 @@ SORT_KEYS: dict[str, tuple[str, ...]] = {
     "curated_pairs": ("pair_id",),
     "benchmark_results": ("pair_id", "member", "model"),
     "benchmark_leaderboard": ("model", "category"),
+    "guard_models": ("probe_id",),
+    "guard_curves": ("category", "arm", "budget"),
 }
 
 
