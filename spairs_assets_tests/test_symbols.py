@@ -128,3 +128,26 @@ def test_demo_symbol_seeds_detected_without_false_positives(demo_subset):  # noq
     none = [r for r in rows if r["feature_kind"] == "none"]
     false = [d.name for r in none for d in detect_symbols(image_of(root, r))]
     assert len(false) <= 1, false
+
+
+def test_fast_correlations_agree_with_opencv_matchtemplate():
+    """The detector's own |TM_CCOEFF_NORMED| (sparse edge sums, region DFTs) against OpenCV's."""
+    import numpy as np
+
+    from spairs_assets.vision import symbols as s
+
+    rng = np.random.default_rng(0)
+    gray = (rng.random((90, 110)) * 255).astype(np.float32)
+    gray[20:60, 30:70] = 10.0  # a flat patch: OpenCV scores flat windows 0
+    plane = s._Plane(gray)
+    name = s.DEFAULT_DETECTOR_SETTINGS.library[0]
+    for size, angle in ((21, 0.0), (27, 15.0)):
+        templ = s._template(name, size, angle)
+        ref = s._ncc(gray, templ)
+        assert ref.max() > 0.1 and (ref == 0).any()  # real correlations and flat windows
+        side = templ.shape[0]
+        ny, nx = gray.shape[0] - side + 1, gray.shape[1] - side + 1
+        [small] = s._match_small(plane, [(s._kernel(name, size, angle), 0, 0, ny, nx)])
+        [wide] = s._match_wide(plane, name, [(size, angle, 0, 0, ny, nx)])
+        np.testing.assert_allclose(small.reshape(ny, nx), ref, atol=1e-4)
+        np.testing.assert_allclose(wide.reshape(ny, nx), ref, atol=1e-4)
