@@ -2,12 +2,14 @@
 
 import dagster as dg
 
-from spairs_assets.defs import jobs
+from spairs_assets.defs import automation, jobs
 from spairs_assets.defs.resources import SpairsResource
 
 defs = dg.Definitions(
     assets=jobs.ALL_ASSETS,
     asset_checks=jobs.ALL_CHECKS,
     jobs=jobs.jobs,
+    schedules=automation.schedules,
+    sensors=automation.sensors,
     resources={"spairs": SpairsResource()},
 )
