@@ -267,6 +267,41 @@ def export(
 
 
 @app.command()
+def lineage(
+    pair_id: Annotated[str, typer.Argument(help="A pair id from curated_pairs (or a unique prefix of 8+ hex digits).")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the lineage as JSON.")] = False,
+    html: Annotated[Path | None, typer.Option(help="Also write a self-contained HTML card here.")] = None,
+    show_unsafe: Annotated[bool | None, typer.Option(
+        "--show-unsafe/--blur-unsafe",
+        help="Show the unsafe image unblurred in the HTML card (default: the config's previews setting).")] = None,
+    runs: Annotated[bool, typer.Option(
+        help="Add run status and each step's latest materialization from the Dagster instance.")] = False,
+) -> None:
+    """Audit one pair: source file, instruction, edit, scores, curation, benchmark runs and guard
+    models, with the Dagster run ids and code versions of every step."""
+    from spairs_assets.lineage import LineageError, lineage_command
+
+    config = _load_config()
+    enrich = None
+    if runs:
+        import dagster as dg
+
+        from spairs_assets.defs.lineage import enrich_with_dagster
+
+        enter_project(config)
+        instance = dg.DagsterInstance.get()
+        enrich = lambda lin: enrich_with_dagster(lin, instance)  # noqa: E731
+    try:
+        text = lineage_command(config, pair_id, as_json=as_json, html_path=html,
+                               show_unsafe=show_unsafe, enrich=enrich)
+    except LineageError as exc:
+        _fail(str(exc))
+    typer.echo(text)
+    if html is not None:
+        typer.echo(f"HTML card: {html}", err=True)
+
+
+@app.command()
 def catalog() -> None:
     """Rebuild data/catalog.duckdb (views over every table) for external tools."""
     from spairs_assets.storage import Catalog, Storage

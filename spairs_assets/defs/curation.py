@@ -30,11 +30,13 @@ MIN_ACCEPTANCE_RATE = 0.5
     description=(
         "One row per instruction: the most minimal verified candidate (highest SSIM among those "
         "that pass every criterion) or the reasons none qualified; both images, labels, scores, "
-        "the train/validation/test split (by source image), and the dataset version."
+        "the train/validation/test split (by source image), and the dataset version. Writes an HTML "
+        "gallery of the decisions (reports/gallery/<category>/<dataset version>.html)."
     ),
 )
 def curated_pairs(context: dg.AssetExecutionContext, spairs: SpairsResource) -> dg.MaterializeResult:
     from spairs_assets.curation.select import ACCEPTED, curate
+    from spairs_assets.reports.gallery import write_gallery
     from spairs_assets.reports.previews import PreviewItem
 
     partition = context.partition_key
@@ -42,8 +44,8 @@ def curated_pairs(context: dg.AssetExecutionContext, spairs: SpairsResource) -> 
     edits = spairs.tables.read_rows("edited_images", partition)
     null_edits = {e["source_image_id"]: e["edited_image_id"] for e in edits
                   if e["kind"] == "null_edit" and e["status"] == "ok"}
-    rows = curate(spairs.tables.read_rows("verification_scores", partition),
-                  spairs.tables.read_rows("edit_instructions", partition), null_edits,
+    scores = spairs.tables.read_rows("verification_scores", partition)
+    rows = curate(scores, spairs.tables.read_rows("edit_instructions", partition), null_edits,
                   config.curation)
     arrow, metadata = write_partition_table(context, spairs, "curated_pairs", partition, rows,
                                             code_version=CURATION_VERSION)
@@ -62,6 +64,12 @@ def curated_pairs(context: dg.AssetExecutionContext, spairs: SpairsResource) -> 
         "rejections": dg.MetadataValue.md(counts_markdown(rejected, "reason")),
         "preview": preview_metadata(spairs, shown, f"{partition} pairs"),
     })
+    # Every decision, accepted first, with its difference mask and scores (unsafe images
+    # blurred unless previews are on): the page a reviewer opens from here.
+    galleries = write_gallery(spairs.storage, rows, scores, spairs.images.load,
+                              show_unsafe=config.show_unsafe_previews, include_rejected=True)
+    if galleries:
+        metadata["gallery"] = dg.MetadataValue.path(spairs.storage.uri(galleries[0]))
     return dg.MaterializeResult(metadata=metadata, data_version=data_version(arrow))
 
 

@@ -60,6 +60,7 @@ def guard_models(context: dg.AssetExecutionContext, spairs: SpairsResource) -> d
         curve_rows,
         settings_from_config,
         train_and_save,
+        training_pair_rows,
     )
     from spairs_assets.verification.stage import ImageLoader
     from spairs_assets.vision.cache import VISION
@@ -75,6 +76,8 @@ def guard_models(context: dg.AssetExecutionContext, spairs: SpairsResource) -> d
                          folder=f"guards/{partition}", progress=context.log.info)
     arrow, metadata = write_partition_table(context, spairs, "guard_models", partition, run.rows,
                                             code_version=GUARDS_VERSION)
+    write_partition_table(context, spairs, "guard_training_pairs", partition,
+                          training_pair_rows(run.rows), code_version=GUARDS_VERSION)
     curves = curve_rows(run.rows, settings)
     deploy = next((r for r in run.rows if r["arm"] == "deploy"), None)
     metadata.update({
@@ -114,6 +117,7 @@ def guard_sample_efficiency(context: dg.AssetExecutionContext, spairs: SpairsRes
         curve_rows,
         settings_from_config,
         train_and_save,
+        training_pair_rows,
     )
     from spairs_assets.guards.report import plot_learning_curves, summary_markdown
     from spairs_assets.reports.previews import markdown_image
@@ -130,6 +134,8 @@ def guard_sample_efficiency(context: dg.AssetExecutionContext, spairs: SpairsRes
                          folder=f"guards/{MULTI}", progress=context.log.info)
     write_partition_table(context, spairs, "guard_models", MULTI, run.rows,
                           code_version=GUARDS_VERSION)
+    write_partition_table(context, spairs, "guard_training_pairs", MULTI,
+                          training_pair_rows(run.rows), code_version=GUARDS_VERSION)
     rows = _all_rows(spairs, "guard_models", exclude=(MULTI,)) + run.rows
     curves = curve_rows(rows, settings)
     arrow, metadata = write_partition_table(context, spairs, "guard_curves", "all", curves,

@@ -629,6 +629,15 @@ def curve_rows(rows: Sequence[Mapping[str, Any]], settings: ExperimentSettings =
     return curves
 
 
+def training_pair_rows(probes: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """`guard_training_pairs` rows: each probe's `train_pair_ids`, one row per pair, so that
+    "which guards trained on this pair" is a lookup by pair id (`spairs lineage`)."""
+    return [{"probe_id": p["probe_id"], "pair_id": pair_id, "category": p["category"],
+             "arm": p["arm"], "budget": p["budget"], "seed": p["seed"], "encoder": p["encoder"],
+             "dataset_version": p["dataset_version"], "role": "train"}
+            for p in probes for pair_id in p["train_pair_ids"]]
+
+
 # ---- embeddings ---------------------------------------------------------------------------------
 
 

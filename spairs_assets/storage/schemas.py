@@ -298,6 +298,20 @@ GUARD_CURVES = _schema(
     doc="Guard learning curves: mean and 95% t-interval over seeds per (category, arm, budget).",
 )
 
+GUARD_TRAINING_PAIRS = _schema(
+    _req("probe_id", pa.string()),  # guard_models.probe_id
+    _req("pair_id", pa.string()),  # curated_pairs.pair_id it trained on
+    _req("category", pa.string()),  # the probe's partition: category or "multi"
+    _req("arm", pa.string()),  # baseline | pairs | null_edit | deploy
+    _req("budget", pa.string()),
+    _req("seed", pa.int32()),
+    _req("encoder", pa.string()),
+    _req("dataset_version", pa.string()),  # curated_pairs version(s) trained on
+    _req("role", pa.string()),  # "train"
+    doc="One row per (guard probe, curated pair it trained on): guard_models.train_pair_ids "
+        "exploded and sorted by pair, so the lineage audit finds a pair's guards by one lookup.",
+)
+
 SCHEMAS: dict[str, pa.Schema] = {
     "source_images": SOURCE_IMAGES,
     "quarantine": QUARANTINE,
@@ -310,6 +324,7 @@ SCHEMAS: dict[str, pa.Schema] = {
     "benchmark_leaderboard": BENCHMARK_LEADERBOARD,
     "guard_models": GUARD_MODELS,
     "guard_curves": GUARD_CURVES,
+    "guard_training_pairs": GUARD_TRAINING_PAIRS,
 }
 
 # Rows are stored sorted by these columns (then the rest of the key), so Parquet row-group
@@ -326,6 +341,7 @@ SORT_KEYS: dict[str, tuple[str, ...]] = {
     "benchmark_leaderboard": ("model", "category"),
     "guard_models": ("probe_id",),
     "guard_curves": ("category", "arm", "budget"),
+    "guard_training_pairs": ("pair_id", "probe_id"),
 }
 
 
