@@ -3,6 +3,7 @@
 import dagster as dg
 
 from spairs_assets.defs import automation, jobs
+from spairs_assets.defs.executors import executor_from_env
 from spairs_assets.defs.resources import SpairsResource
 
 defs = dg.Definitions(
@@ -12,4 +13,5 @@ defs = dg.Definitions(
     schedules=automation.schedules,
     sensors=automation.sensors,
     resources={"spairs": SpairsResource()},
+    executor=executor_from_env(),
 )

@@ -10,7 +10,7 @@ from spairs_assets.defs.guards import guard_models
 from spairs_assets.defs.partitions import category_partitions
 from spairs_assets.defs.quality import expectations_check
 from spairs_assets.defs.resources import SpairsResource
-from spairs_assets.defs.settings import CONFIG, pool_for
+from spairs_assets.defs.settings import CONFIG, gpu_placement
 from spairs_assets.versioning import code_version
 
 BENCHMARK_VERSION = code_version("benchmark")
@@ -22,7 +22,7 @@ BENCHMARK_VERSION = code_version("benchmark")
     group_name="benchmark",
     code_version=BENCHMARK_VERSION,
     kinds={"python", "parquet"},
-    pool=pool_for(any(m.kind in ("vlm", "shieldgemma2") for m in CONFIG.benchmark.models)),
+    **gpu_placement(any(m.kind in ("vlm", "shieldgemma2") for m in CONFIG.benchmark.models)),
     description=(
         "Every model under test (`benchmark.models`) rates both images of every accepted pair in "
         "the chosen splits: raw output, parsed verdict, parse status, latency. Cached per "

@@ -16,7 +16,7 @@ from spairs_assets.defs.instructions import edit_instructions
 from spairs_assets.defs.partitions import category_partitions
 from spairs_assets.defs.quality import expectations_check
 from spairs_assets.defs.resources import SpairsResource
-from spairs_assets.defs.settings import CONFIG, pool_for
+from spairs_assets.defs.settings import CONFIG, gpu_placement
 from spairs_assets.policy import UNSAFE
 from spairs_assets.versioning import code_version
 
@@ -29,7 +29,7 @@ EDITING_VERSION = code_version("editing")
     group_name="pairs",
     code_version=EDITING_VERSION,
     kinds={"python", "parquet"},
-    pool=pool_for(CONFIG.editing.editor != "classical"),
+    **gpu_placement(CONFIG.editing.editor != "classical"),
     description=(
         "Each instruction applied to its seed, `editing.candidates` times with distinct seeds, "
         "plus an optional null edit per seed (the editor's round trip without a change). "

@@ -14,7 +14,7 @@ from spairs_assets.defs.common import (
 from spairs_assets.defs.partitions import category_partitions
 from spairs_assets.defs.quality import expectations_check
 from spairs_assets.defs.resources import SpairsResource
-from spairs_assets.defs.settings import CONFIG, pool_for
+from spairs_assets.defs.settings import CONFIG, gpu_placement
 from spairs_assets.defs.sources import source_images
 from spairs_assets.versioning import code_version
 
@@ -27,7 +27,7 @@ INSTRUCTIONS_VERSION = code_version("instructions")
     group_name="pairs",
     code_version=INSTRUCTIONS_VERSION,
     kinds={"python", "parquet"},
-    pool=pool_for(CONFIG.instructions.generator == "vlm"),
+    **gpu_placement(CONFIG.instructions.generator == "vlm"),
     description=(
         "For each seed, edits that would flip its safety label with a minimal change: the "
         "feature to change and its replacement (or removal). Backend: `instructions.generator` "

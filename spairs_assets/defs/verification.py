@@ -10,7 +10,7 @@ from spairs_assets.defs.editing import edited_images
 from spairs_assets.defs.partitions import category_partitions
 from spairs_assets.defs.quality import expectations_check
 from spairs_assets.defs.resources import SpairsResource
-from spairs_assets.defs.settings import CONFIG, pool_for
+from spairs_assets.defs.settings import CONFIG, gpu_placement
 from spairs_assets.versioning import code_version
 
 VERIFICATION_VERSION = code_version("verification")
@@ -23,7 +23,7 @@ MIN_FLIP_RATE = 0.5  # below this a category's editor or instructions need a loo
     group_name="verification",
     code_version=VERIFICATION_VERSION,
     kinds={"python", "parquet"},
-    pool=pool_for(any(j.kind in ("vlm", "shieldgemma2") for j in CONFIG.verification.judges)),
+    **gpu_placement(any(j.kind in ("vlm", "shieldgemma2") for j in CONFIG.verification.judges)),
     description=(
         "Every edit candidate scored: edit minimality (SSIM, PSNR, L1/L2, changed fraction and "
         "region, change outside the edited region, perceptual hashes, encoder cosine), each "
