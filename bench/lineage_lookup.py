@@ -2,7 +2,7 @@
 
 Builds (once, cached in ``--root``) every table the lineage audit reads, for ``--pairs`` curated
 pairs spread over the 9 category partitions, through `TableStore.write` so the layout is the
-real one (one Parquet file per table per partition, rows sorted by id, 16k-row groups, zstd):
+real one (one Parquet file per table per partition, rows sorted by id, `tables.ROW_GROUP_SIZE`-row groups, zstd):
 
 * source_images (one per instruction plus 10% seeds without a feature), edit_instructions,
 * edited_images: 2 candidates per instruction plus one null edit per source, with edit ids and
@@ -490,10 +490,10 @@ def main() -> None:
     args = parser.parse_args()
 
     rgs = args.row_group_size or tables_mod.ROW_GROUP_SIZE
-    root = args.root or Path("/tmp/spairs-lineage-bench" + (f"-rg{rgs}" if rgs != 16_384 else ""))
+    root = args.root or Path("/tmp/spairs-lineage-bench" + (f"-rg{rgs}" if rgs != tables_mod.ROW_GROUP_SIZE else ""))
     marker = root / "BENCH_COMPLETE"
     info = json.loads(marker.read_text()) if marker.exists() else {}
-    if args.rebuild or info.get("pairs") != args.pairs or info.get("row_group_size", 16_384) != rgs:
+    if args.rebuild or info.get("pairs") != args.pairs or info.get("row_group_size") != rgs:
         shutil.rmtree(root, ignore_errors=True)
         print(f"building a synthetic catalogue of {args.pairs:,} pairs in {root} "
               f"(row groups of {rgs:,} rows) ...", flush=True)
