@@ -65,3 +65,16 @@ def test_definitions_import_does_not_load_heavy_model_code():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+def test_dg_check_defs_loads_the_project():
+    """`dg check defs` (the README's command) reads [tool.dg] from pyproject.toml and loads defs."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    dg_cli = Path(sys.executable).with_name("dg")
+    out = subprocess.run([str(dg_cli), "check", "defs"], cwd=Path(__file__).parent.parent,
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    assert "All definitions loaded successfully" in out.stdout + out.stderr
