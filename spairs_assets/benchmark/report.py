@@ -365,13 +365,18 @@ def _save(fig, path: str | Path) -> Path:
     return path
 
 
+def _legend(ax) -> None:
+    if ax.get_legend_handles_labels()[0]:  # no bars (nothing benchmarked yet): no legend
+        ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8, title="model")
+
+
 def plot_pair_accuracy(rows: Sequence[Mapping[str, Any]], path: str | Path) -> Path:
     """Grouped bars of pair accuracy per category and model, with the bootstrap interval."""
     fig = _figure(PAIR_ACCURACY_FIGSIZE)
     ax = fig.add_subplot()
     _grouped_bars(ax, rows, "pair_accuracy", "pair accuracy")
     ax.set_title("Pair accuracy per category (whiskers: bootstrap interval over pairs)")
-    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8, title="model")
+    _legend(ax)
     return _save(fig, path)
 
 
@@ -384,7 +389,7 @@ def plot_error_rates(rows: Sequence[Mapping[str, Any]], path: str | Path) -> Pat
     top.tick_params(axis="x", labelbottom=False)
     _grouped_bars(bottom, rows, "fnr", "FNR")
     bottom.set_title("False-negative rate: unsafe image not rated Unsafe (missed harm)")
-    top.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8, title="model")
+    _legend(top)
     return _save(fig, path)
 
 
