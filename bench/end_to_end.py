@@ -256,7 +256,7 @@ def bare_main(config_path: str, keys: list[str], workers: int, checks: bool) -> 
 def make_project(root: Path) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     path = root / "spairs.yaml"
-    path.write_text(yaml.safe_dump({"data_root": "data"}))  # the default demo: 24 + 6 seeds per category
+    path.write_text(yaml.safe_dump({"data_root": "data"}))  # the default demo: 24 unsafe + 16 safe seeds per category
     return path
 
 

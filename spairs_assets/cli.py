@@ -282,6 +282,7 @@ def lineage(
     from spairs_assets.lineage import LineageError, lineage_command
 
     config = _load_config()
+    html = html.resolve() if html is not None else None  # before --runs changes directory
     enrich = None
     if runs:
         import dagster as dg

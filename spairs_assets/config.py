@@ -30,7 +30,7 @@ class DemoSource(_Strict):
     kind: Literal["demo"] = "demo"
     name: str = "demo"
     n_unsafe: int = Field(24, ge=1, le=1000)
-    n_safe: int = Field(6, ge=0, le=1000)
+    n_safe: int = Field(16, ge=0, le=1000)  # the guards' baseline arm trains on safe seeds
     seed: int = 0
 
 

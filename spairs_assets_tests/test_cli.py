@@ -8,7 +8,7 @@ from spairs_assets.cli import app
 runner = CliRunner()
 
 
-@pytest.mark.parametrize("command", [[], ["demo"], ["ui"], ["sql"], ["catalog"]])
+@pytest.mark.parametrize("command", [[], ["demo"], ["ui"], ["sql"], ["catalog"], ["export"], ["lineage"]])
 def test_every_command_has_help(command):
     result = runner.invoke(app, [*command, "--help"])
     assert result.exit_code == 0, result.output
@@ -43,6 +43,22 @@ def test_demo_for_one_category_then_sql(tmp_path, write_config, monkeypatch):
     assert json.loads(result.output) == [{"rating": "Safe", "n": 2}, {"rating": "Unsafe", "n": 4}]
     truth = runner.invoke(app, ["sql", "SELECT count(*) AS n FROM demo_ground_truth", "--format", "csv"])
     assert truth.output.split() == ['"n"', "6"]
+
+    # The lineage of a curated pair, by an 8-digit prefix, as text, JSON and an HTML card.
+    pair = json.loads(runner.invoke(app, [
+        "sql", "SELECT pair_id, edit_id, run_id FROM curated_pairs WHERE decision = 'accepted' "
+        "ORDER BY pair_id LIMIT 1", "--format", "json"]).output)[0]
+    result = runner.invoke(app, ["lineage", pair["pair_id"][:8], "--json", "--html", str(tmp_path / "card.html"), "--runs"])
+    assert result.exit_code == 0, result.output
+    lineage = json.loads(result.stdout)
+    assert lineage["pair_id"] == pair["pair_id"] and lineage["edit"]["edit_id"] == pair["edit_id"]
+    assert pair["run_id"] in lineage["runs"]
+    assert lineage["run_records"][pair["run_id"]]["status"] == "SUCCESS"
+    assert pair["pair_id"] in (tmp_path / "card.html").read_text()
+    text = runner.invoke(app, ["lineage", pair["pair_id"]]).output
+    assert "provenance chain" in text and pair["edit_id"][:16] in text
+    missing = runner.invoke(app, ["lineage", "0" * 64])
+    assert missing.exit_code == 2 and "0" * 16 in missing.output
 
 
 def test_unknown_category_fails_clearly(write_config, tmp_path, monkeypatch):
