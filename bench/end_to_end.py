@@ -241,7 +241,11 @@ def bare_main(config_path: str, keys: list[str], workers: int, checks: bool) -> 
     if workers <= 1:
         done = [bare_category(config_path, k, checks) for k in keys]
     else:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
+        from spairs_assets.parallel import limit_threads, threads_per_worker
+
+        # The same thread budget per worker as `spairs demo --workers N`.
+        with ProcessPoolExecutor(max_workers=workers, initializer=limit_threads,
+                                 initargs=(threads_per_worker(workers),)) as pool:
             futures = [pool.submit(bare_category, config_path, k, checks) for k in keys]
             done = [f.result() for f in as_completed(futures)]
     for key, seconds, _ in sorted(done):

@@ -95,7 +95,10 @@ def run_pipeline(partitions: list[str], workers: int,
         return results
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
-    with ProcessPoolExecutor(max_workers=workers) as pool:
+    from spairs_assets.parallel import limit_threads, threads_per_worker
+
+    with ProcessPoolExecutor(max_workers=workers, initializer=limit_threads,
+                             initargs=(threads_per_worker(workers),)) as pool:
         futures = [pool.submit(_run_partition, p, log_level) for p in partitions]
         for fut in as_completed(futures):
             results.append(fut.result())

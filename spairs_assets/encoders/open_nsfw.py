@@ -76,6 +76,10 @@ def _session(model_path: str, providers: tuple[str, ...] | None, intra_op_num_th
 
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if intra_op_num_threads is None:
+        from spairs_assets.parallel import onnx_threads
+
+        intra_op_num_threads = onnx_threads()  # a worker process's share of the cores
     if intra_op_num_threads is not None:
         options.intra_op_num_threads = intra_op_num_threads
     return ort.InferenceSession(
