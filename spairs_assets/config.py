@@ -214,12 +214,20 @@ class VerificationConfig(_Strict):
         "than this (absorbs a diffusion VAE's round-trip noise; the classical editor changes "
         "nothing outside its region at all).")
     check_adherence: bool = True
+    adherence_judge: str | None = Field(
+        None, description="Name of a vlm or openai judge in `judges` to ask whether an edit did "
+        "what its instruction said, for features OCR and the pictogram detector cannot check.")
 
     @model_validator(mode="after")
     def _consistent(self) -> VerificationConfig:
         names = [j.name for j in self.judges]
         if len(set(names)) != len(names):
             raise ValueError(f"judge names must be unique: {names}")
+        if self.adherence_judge is not None:
+            kinds = {j.name: j.kind for j in self.judges}
+            if kinds.get(self.adherence_judge) not in ("vlm", "openai"):
+                raise ValueError(f"adherence_judge {self.adherence_judge!r} must name a vlm or "
+                                 f"openai judge of `judges` ({kinds})")
         if not self.judges:
             raise ValueError("at least one judge is needed")
         if self.ensemble_k > len(self.judges):

@@ -642,3 +642,94 @@ def test_shieldgemma2_refuses_a_checkpoint_of_another_model(tiny_llava):  # noqa
     judge = ShieldGemma2Judge(ModelConfig(model=str(tiny_llava)), POLICY, setting="bench.sg")
     with pytest.raises(ModelLoadError, match=r"bench\.sg\.model.*'llava'.*not ShieldGemma 2"):
         judge.judge(_image())
+
+
+# ---- instruction adherence asked of a judge ---------------------------------------------------
+
+OBJECT_INSTRUCTION = {"instruction_id": "ins-1", "instruction": "Replace the knife in her hand with a spoon.",
+                      "feature_kind": "object", "feature": "knife", "replacement": "spoon",
+                      "edit_kind": "replace"}
+
+
+def _object_edit(n: int = 1) -> dict:
+    return {"edit_id": f"edit-{n}", "kind": "edit", "instruction_id": "ins-1", "status": "ok",
+            "source_image_id": "src", "edited_image_id": f"edited-{n}"}
+
+
+@pytest.mark.parametrize("raw, expected", [
+    ('{"followed": true, "rationale": "The knife is now a spoon."}', (True, "ok")),
+    ('Sure. {"followed": "no", "rationale": "Nothing changed."}', (False, "ok")),
+    ('{"followed": "maybe"}', (None, "invalid_value")),
+    ('{"rationale": "unclear"}', (None, "invalid_value")),
+    ("It looks fine to me.", (None, "no_json")),
+])
+def test_adherence_answers_are_parsed_and_never_guessed(raw, expected):
+    from spairs_assets.verification.asked_adherence import parse_adherence_answer
+
+    assert parse_adherence_answer(raw)[:2] == expected
+
+
+def test_adherence_is_asked_with_both_images_once_per_edit(server, tmp_path):
+    from spairs_assets.storage import ItemCache, Storage
+    from spairs_assets.verification.asked_adherence import asked_adherence
+
+    server.set_script(['{"followed": false, "rationale": "The knife is still there."}'])
+    judge, cache = _openai_judge(), ItemCache(Storage(tmp_path), "verification")
+    images = {"src": _image(1), "edited-1": _image(2), "edited-2": _image(3)}
+    edits = [_object_edit(1), _object_edit(2)]
+    answers, stats = asked_adherence(edits, {"ins-1": OBJECT_INSTRUCTION}, "api", judge,
+                                     images.__getitem__, cache)
+    assert {k: v["followed"] for k, v in answers.items()} == {"edit-1": False, "edit-2": False}
+    assert answers["edit-1"]["rationale"] == "The knife is still there." and stats.computed == 2
+    request = server.requests[0]
+    assert len(request.image_urls()) == 2  # the source, then the edit
+    assert "Replace the knife in her hand with a spoon." in request.texts()[0]
+    # A rerun asks nothing again.
+    again, stats = asked_adherence(edits, {"ins-1": OBJECT_INSTRUCTION}, "api", judge,
+                                   images.__getitem__, cache)
+    assert again == answers and stats.computed == 0 and len(server.requests) == 2
+
+
+def test_verification_asks_the_adherence_judge_only_what_detectors_cannot_read(server, tmp_path):
+    from spairs_assets.config import VerificationConfig
+    from spairs_assets.storage import ItemCache, Storage
+    from spairs_assets.verification.stage import VerificationStats, _adherence
+
+    server.set_script(['{"followed": true, "rationale": "Spoon."}'])
+    cfg = VerificationConfig(judges=[
+        JudgeConfig(name="ocr-lexicon", kind="ocr-lexicon"),
+        JudgeConfig(name="api", kind="openai", endpoint=OpenAIEndpointConfig(model="guard-model"))],
+        adherence_judge="api")
+    images = {"src": _image(1), "edited-1": _image(2)}
+    symbol = {**OBJECT_INSTRUCTION, "instruction_id": "ins-2", "feature_kind": "symbol",
+              "feature": "knife", "replacement": "spoon"}
+    edits = [_object_edit(1), {**_object_edit(2), "instruction_id": "ins-2", "edited_image_id": "edited-1"}]
+    stats = VerificationStats()
+    out = _adherence(edits, {"ins-1": OBJECT_INSTRUCTION, "ins-2": symbol}, {"api": _openai_judge()},
+                     images.__getitem__, cfg, ItemCache(Storage(tmp_path), "verification"), stats)
+    assert out["edit-1"] == (True, "asked api: followed (Spoon.)")
+    assert out["edit-2"][0] is False and "symbols in the edit" in out["edit-2"][1]  # the detector's
+    assert len(server.requests) == 1 and stats.adherence.computed == 1
+
+
+def test_adherence_judge_must_name_a_vlm_or_openai_judge():
+    from spairs_assets.config import VerificationConfig
+
+    with pytest.raises(ValueError, match="adherence_judge 'ocr-lexicon' must name a vlm or openai"):
+        VerificationConfig(judges=[JudgeConfig(name="ocr-lexicon", kind="ocr-lexicon")],
+                           adherence_judge="ocr-lexicon")
+
+
+@pytest.mark.slow
+def test_adherence_asked_of_a_tiny_vlm_records_its_unusable_answer(vlm_judges, tmp_path):
+    from spairs_assets.storage import ItemCache, Storage
+    from spairs_assets.verification.asked_adherence import asked_adherence
+
+    judge, _ = vlm_judges
+    images = {"src": _image(1), "edited-1": _image(2)}
+    answers, stats = asked_adherence([_object_edit(1)], {"ins-1": OBJECT_INSTRUCTION}, "vlm", judge,
+                                     images.__getitem__, ItemCache(Storage(tmp_path), "verification"))
+    answer = answers["edit-1"]
+    # Random weights: whatever it says is kept verbatim and never read as a yes or a no.
+    assert answer["followed"] is None and answer["parse_status"] in ("no_json", "invalid_json", "invalid_value")
+    assert stats.computed == 1 and isinstance(answer["raw"], str)

@@ -53,12 +53,14 @@ class VerificationStats:
     judging: dict[str, RunStats] = field(default_factory=dict)
     embedding: RunStats | None = None
     metrics: RunStats | None = None
+    adherence: RunStats | None = None  # answers asked of `adherence_judge`
 
     def as_metadata(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for name, s in self.judging.items():
             out[f"judge/{name}"] = f"{s.computed} computed, {s.cached} cached, {s.failed} failed"
-        for name, s in (("embeddings", self.embedding), ("metrics", self.metrics)):
+        for name, s in (("embeddings", self.embedding), ("metrics", self.metrics),
+                        ("adherence_asked", self.adherence)):
             if s is not None:
                 out[name] = f"{s.computed} computed, {s.cached} cached, {s.failed} failed"
         return out
@@ -166,18 +168,45 @@ def verification_rows(
         return result
 
     metric_outcomes, stats.metrics = run_cached(done, key_of=metric_key, compute=metric, cache=cache)
+    adherence = _adherence(done, by_instruction, judges, load, cfg, cache, stats)
     rows = []
     for outcome in metric_outcomes:
         e = outcome.item
         if not outcome.ok:
             raise RuntimeError(f"metrics failed for edit {e['edit_id']}: {outcome.error}")
         rows.append(_row(e, by_instruction.get(e["instruction_id"]), outcome.value, verdicts,
-                         vectors, covers, rule, policy, cfg, curation, encoder, load))
+                         vectors, covers, rule, policy, cfg, curation, encoder,
+                         adherence.get(e["edit_id"], (None, "null edit"))))
     rows.sort(key=lambda r: (r["kind"], r["source_image_id"], r["edit_id"]))
     return rows, stats
 
 
-def _row(e, instruction, m, verdicts, vectors, covers, rule, policy, cfg, curation, encoder, load):
+def _adherence(done, by_instruction, judges, load, cfg, cache, stats
+               ) -> dict[str, tuple[bool | None, str]]:
+    """edit id -> (adherence, detail): read by OCR or the pictogram detector where they can,
+    otherwise asked of `cfg.adherence_judge` when one is set."""
+    if not cfg.check_adherence:
+        return {}
+    out, unknown = {}, []
+    for e in done:
+        instruction = by_instruction.get(e["instruction_id"])
+        if e["kind"] != "edit" or instruction is None:
+            continue
+        out[e["edit_id"]] = check_adherence(instruction, load(e["edited_image_id"]), e["edited_image_id"])
+        if out[e["edit_id"]][0] is None:
+            unknown.append(e)
+    if unknown and cfg.adherence_judge is not None:
+        from spairs_assets.verification.asked_adherence import asked_adherence, describe
+
+        answers, stats.adherence = asked_adherence(
+            unknown, by_instruction, cfg.adherence_judge, judges[cfg.adherence_judge], load, cache)
+        for edit_id, answer in answers.items():
+            out[edit_id] = (answer["followed"], describe(answer))
+    return out
+
+
+def _row(e, instruction, m, verdicts, vectors, covers, rule, policy, cfg, curation, encoder,
+         adherence_result):
     category_id = policy.category(e["category"]).id
     src_v, edt_v = verdicts[e["source_image_id"]], verdicts[e["edited_image_id"]]
     src_d = rule.decide(src_v, covers, category_id, policy)
@@ -191,10 +220,7 @@ def _row(e, instruction, m, verdicts, vectors, covers, rule, policy, cfg, curati
         flip = _all(src_d.safe, edt_d.unsafe_in_category)
     a, b = vectors.get(e["source_image_id"]), vectors.get(e["edited_image_id"])
     cosine = float(np.dot(a, b)) if a is not None and b is not None else None
-    adherence, adherence_detail = (None, "null edit")
-    if e["kind"] == "edit" and instruction is not None and cfg.check_adherence:
-        adherence, adherence_detail = check_adherence(instruction, load(e["edited_image_id"]),
-                                                      e["edited_image_id"])
+    adherence, adherence_detail = adherence_result
     parse_failures = sum(1 for v in (*src_v.values(), *edt_v.values())
                          if v.parse_status in PARSE_FAILURES)
     row = {
