@@ -41,71 +41,26 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-# Published FLUX.1 configs (black-forest-labs/FLUX.1-Kontext-dev and its encoders).
-FLUX_TRANSFORMER = dict(
-    patch_size=1,
-    in_channels=64,
-    out_channels=None,
-    num_layers=19,
-    num_single_layers=38,
-    attention_head_dim=128,
-    num_attention_heads=24,
-    joint_attention_dim=4096,
-    pooled_projection_dim=768,
-    guidance_embeds=True,
-    axes_dims_rope=(16, 56, 56),
-)
-FLUX_VAE = dict(
-    in_channels=3,
-    out_channels=3,
-    down_block_types=("DownEncoderBlock2D",) * 4,
-    up_block_types=("UpDecoderBlock2D",) * 4,
-    block_out_channels=(128, 256, 512, 512),
-    layers_per_block=2,
-    act_fn="silu",
-    latent_channels=16,
-    norm_num_groups=32,
-    sample_size=1024,
-    scaling_factor=0.3611,
-    shift_factor=0.1159,
-    use_quant_conv=False,
-    use_post_quant_conv=False,
-    force_upcast=True,
-)
-CLIP_L = dict(
-    vocab_size=49408,
-    hidden_size=768,
-    intermediate_size=3072,
-    num_hidden_layers=12,
-    num_attention_heads=12,
-    max_position_embeddings=77,
-    hidden_act="quick_gelu",
-    projection_dim=768,
-)
-T5_XXL = dict(
-    vocab_size=32128,
-    d_model=4096,
-    d_kv=64,
-    d_ff=10240,
-    num_layers=24,
-    num_heads=64,
-    relative_attention_num_buckets=32,
-    relative_attention_max_distance=128,
-    feed_forward_proj="gated-gelu",
-    layer_norm_epsilon=1e-6,
-    is_encoder_decoder=False,
-    tie_word_embeddings=False,
-    pad_token_id=0,
-    eos_token_id=1,
-)
-SCHEDULER = dict(
-    shift=3.0,
-    use_dynamic_shifting=True,
-    base_shift=0.5,
-    max_shift=1.15,
-    base_image_seq_len=256,
-    max_image_seq_len=4096,
-)
+# Published FLUX.1 configs (black-forest-labs/FLUX.1-Kontext-dev and its encoders), in the form
+# the tests' builder takes (`spairs_assets_tests.tiny_models.flux_components`).
+REAL_SIZE_FLUX = {
+    "transformer": dict(patch_size=1, in_channels=64, out_channels=None, num_layers=19,
+                        num_single_layers=38, attention_head_dim=128, num_attention_heads=24,
+                        joint_attention_dim=4096, pooled_projection_dim=768, guidance_embeds=True,
+                        axes_dims_rope=(16, 56, 56)),
+    "vae": dict(in_channels=3, out_channels=3, down_block_types=("DownEncoderBlock2D",) * 4,
+                up_block_types=("UpDecoderBlock2D",) * 4, block_out_channels=(128, 256, 512, 512),
+                layers_per_block=2, act_fn="silu", latent_channels=16, norm_num_groups=32,
+                sample_size=1024, scaling_factor=0.3611, shift_factor=0.1159,
+                use_quant_conv=False, use_post_quant_conv=False, force_upcast=True),
+    "clip": dict(vocab_size=49408, hidden_size=768, intermediate_size=3072, num_hidden_layers=12,
+                 num_attention_heads=12, max_position_embeddings=77, hidden_act="quick_gelu",
+                 projection_dim=768),
+    "t5": dict(vocab_size=32128, d_model=4096, d_kv=64, d_ff=10240, num_layers=24, num_heads=64,
+               relative_attention_num_buckets=32, relative_attention_max_distance=128,
+               feed_forward_proj="gated-gelu", layer_norm_epsilon=1e-6, is_encoder_decoder=False,
+               tie_word_embeddings=False, pad_token_id=0, eos_token_id=1),
+}
 PROMPT = 'Replace the word "HURT" on the sign with "HELP". Keep everything else unchanged.'
 
 
@@ -126,49 +81,21 @@ def _build_on(device: str, dtype):
 def build_real_size_pipeline(device: str = "cuda"):
     """The FLUX.1 Kontext pipeline at full size with random bf16 weights, on `device`."""
     import torch
-    from diffusers import (
-        AutoencoderKL,
-        FlowMatchEulerDiscreteScheduler,
-        FluxKontextPipeline,
-        FluxTransformer2DModel,
-    )
-    from transformers import CLIPTextConfig, CLIPTextModel, T5Config, T5EncoderModel
+    from diffusers import FluxKontextPipeline
 
-    from spairs_assets_tests.tiny_models import clip_tokenizer, t5_tokenizer
+    from spairs_assets_tests.tiny_models import flux_components
 
-    tok = clip_tokenizer(model_max_length=77)
-    tok2 = t5_tokenizer(model_max_length=512)
-    torch.manual_seed(0)
     started = time.perf_counter()
     with _build_on(device, torch.bfloat16):
-        transformer = FluxTransformer2DModel(**FLUX_TRANSFORMER).eval()
-        text_encoder_2 = T5EncoderModel(T5Config(**T5_XXL)).eval()
-        text_encoder = CLIPTextModel(
-            CLIPTextConfig(
-                **CLIP_L,
-                bos_token_id=tok.bos_token_id,
-                eos_token_id=tok.eos_token_id,
-                pad_token_id=tok.pad_token_id,
-            )
-        ).eval()
-        vae = AutoencoderKL(**FLUX_VAE).eval()
-    pipe = FluxKontextPipeline(
-        scheduler=FlowMatchEulerDiscreteScheduler(**SCHEDULER),
-        vae=vae,
-        text_encoder=text_encoder,
-        tokenizer=tok,
-        text_encoder_2=text_encoder_2,
-        tokenizer_2=tok2,
-        transformer=transformer,
-        image_encoder=None,
-        feature_extractor=None,
-    )
-    n_params = sum(
-        p.numel() for m in (transformer, text_encoder_2, text_encoder, vae) for p in m.parameters()
-    )
+        parts = flux_components(REAL_SIZE_FLUX)
+    pipe = FluxKontextPipeline(**parts, image_encoder=None, feature_extractor=None)
+    modules = [parts[k] for k in ("transformer", "text_encoder_2", "text_encoder", "vae")]
+    for m in modules:
+        m.eval()
+    n_params = sum(p.numel() for m in modules for p in m.parameters())
     print(
         f"built real-size FLUX.1 Kontext: {n_params / 1e9:.2f} B parameters "
-        f"(transformer {sum(p.numel() for p in transformer.parameters()) / 1e9:.2f} B) "
+        f"(transformer {sum(p.numel() for p in parts['transformer'].parameters()) / 1e9:.2f} B) "
         f"in {time.perf_counter() - started:.1f} s",
         flush=True,
     )

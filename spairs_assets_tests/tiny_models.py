@@ -348,7 +348,33 @@ def build_tiny_instruct_pix2pix(path: str | Path) -> Path:
     return path
 
 
-def _flux_components(*, hidden_clip: int = 32, hidden_t5: int = 32):
+# FLUX.1's scheduler settings (the same for the tiny and the real-size model).
+FLUX_SCHEDULER = dict(shift=3.0, use_dynamic_shifting=True, base_shift=0.5, max_shift=1.15,
+                      base_image_seq_len=256, max_image_seq_len=4096)
+
+# A FLUX-shaped model small enough for CPU tests: 16 latent channels packed 2x2, an 8x VAE,
+# guidance embeddings. `bench/flux_kontext_gpu.py` passes the published real-size configs.
+TINY_FLUX = {
+    "transformer": dict(patch_size=1, in_channels=64, num_layers=1, num_single_layers=1,
+                        attention_head_dim=16, num_attention_heads=2, joint_attention_dim=32,
+                        pooled_projection_dim=32, guidance_embeds=True, axes_dims_rope=(4, 6, 6)),
+    "vae": dict(in_channels=3, out_channels=3, down_block_types=("DownEncoderBlock2D",) * 4,
+                up_block_types=("UpDecoderBlock2D",) * 4, block_out_channels=(8, 8, 16, 16),
+                layers_per_block=1, latent_channels=16, norm_num_groups=8, use_quant_conv=False,
+                use_post_quant_conv=False, shift_factor=0.1159, scaling_factor=0.3611,
+                sample_size=64),
+    "clip": dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+                 max_position_embeddings=77, projection_dim=32),
+    "t5": dict(d_model=32, d_kv=8, d_ff=64, num_layers=2, num_heads=4,
+               relative_attention_num_buckets=8, feed_forward_proj="gated-gelu",
+               is_encoder_decoder=False, pad_token_id=0, eos_token_id=1),
+}
+
+
+def flux_components(sizes: dict = TINY_FLUX) -> dict:
+    """The modules of a `FluxKontextPipeline` with random weights, built from `sizes` (configs of
+    the transformer, VAE, CLIP and T5 text encoders; vocabulary sizes default to the offline
+    tokenizers'). Seeded, so the same sizes give the same weights."""
     import torch
     from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, FluxTransformer2DModel
     from transformers import CLIPTextConfig, CLIPTextModel, T5Config, T5EncoderModel
@@ -356,72 +382,14 @@ def _flux_components(*, hidden_clip: int = 32, hidden_t5: int = 32):
     tok = clip_tokenizer()
     tok2 = t5_tokenizer()
     torch.manual_seed(0)
-    transformer = FluxTransformer2DModel(
-        patch_size=1,
-        in_channels=64,  # 16 latent channels packed 2x2, as in FLUX.1
-        num_layers=1,
-        num_single_layers=1,
-        attention_head_dim=16,
-        num_attention_heads=2,
-        joint_attention_dim=hidden_t5,
-        pooled_projection_dim=hidden_clip,
-        guidance_embeds=True,
-        axes_dims_rope=(4, 6, 6),
-    )
-    vae = AutoencoderKL(
-        in_channels=3,
-        out_channels=3,
-        down_block_types=("DownEncoderBlock2D",) * 4,
-        up_block_types=("UpDecoderBlock2D",) * 4,
-        block_out_channels=(8, 8, 16, 16),  # 8x downsampling, as FLUX's VAE
-        layers_per_block=1,
-        latent_channels=16,
-        norm_num_groups=8,
-        use_quant_conv=False,
-        use_post_quant_conv=False,
-        shift_factor=0.1159,
-        scaling_factor=0.3611,
-        sample_size=64,
-    )
-    text_encoder = CLIPTextModel(
-        CLIPTextConfig(
-            vocab_size=len(tok),
-            hidden_size=hidden_clip,
-            intermediate_size=2 * hidden_clip,
-            num_hidden_layers=2,
-            num_attention_heads=2,
-            max_position_embeddings=77,
-            bos_token_id=tok.bos_token_id,
-            eos_token_id=tok.eos_token_id,
-            pad_token_id=tok.pad_token_id,
-            projection_dim=hidden_clip,
-        )
-    )
-    text_encoder_2 = T5EncoderModel(
-        T5Config(
-            vocab_size=len(tok2),
-            d_model=hidden_t5,
-            d_kv=8,
-            d_ff=2 * hidden_t5,
-            num_layers=2,
-            num_heads=4,
-            relative_attention_num_buckets=8,
-            feed_forward_proj="gated-gelu",
-            is_encoder_decoder=False,
-            pad_token_id=0,
-            eos_token_id=1,
-        )
-    )
-    scheduler = FlowMatchEulerDiscreteScheduler(
-        shift=3.0,
-        use_dynamic_shifting=True,
-        base_shift=0.5,
-        max_shift=1.15,
-        base_image_seq_len=256,
-        max_image_seq_len=4096,
-    )
+    transformer = FluxTransformer2DModel(**sizes["transformer"])
+    vae = AutoencoderKL(**sizes["vae"])
+    text_encoder = CLIPTextModel(CLIPTextConfig(**{
+        "vocab_size": len(tok), **sizes["clip"], "bos_token_id": tok.bos_token_id,
+        "eos_token_id": tok.eos_token_id, "pad_token_id": tok.pad_token_id}))
+    text_encoder_2 = T5EncoderModel(T5Config(**{"vocab_size": len(tok2), **sizes["t5"]}))
     return dict(
-        scheduler=scheduler,
+        scheduler=FlowMatchEulerDiscreteScheduler(**FLUX_SCHEDULER),
         vae=vae,
         text_encoder=text_encoder,
         tokenizer=tok,
@@ -436,7 +404,7 @@ def build_tiny_flux_kontext(path: str | Path) -> Path:
     from diffusers import FluxKontextPipeline
 
     path = Path(path)
-    pipe = FluxKontextPipeline(**_flux_components(), image_encoder=None, feature_extractor=None)
+    pipe = FluxKontextPipeline(**flux_components(), image_encoder=None, feature_extractor=None)
     pipe.save_pretrained(path, safe_serialization=True)
     return path
 
