@@ -167,3 +167,29 @@ def test_incoming_folder_is_read_as_folder_and_manifest_source(tmp_path, write_c
     batch, _ = _collect(config)
     assert [(r["source_path"], r["reason"]) for r in batch.unknown_quarantine] == [
         ("batch/stray.png", "bad_layout")]
+
+
+def test_folder_discovery_never_enters_hidden_folders(tmp_path, monkeypatch):
+    """A category being written beside its final place (`.tmp-*`, by another process) may vanish
+    mid-walk: discovery must not even list it (this raced when nine categories ran at once)."""
+    import os
+
+    from PIL import Image
+
+    from spairs_assets.sources.discover import SeedCandidate, discover_folder
+
+    for rel in ("O1_hate/unsafe/a.png", ".tmp-O3_sexual-x/unsafe/b.png", "O1_hate/safe/.partial.png"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (8, 8)).save(tmp_path / rel)
+    real_scandir = os.scandir
+
+    def vanished(path="."):
+        if "/.tmp-" in str(path):
+            raise FileNotFoundError(path)
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", vanished)
+    found = list(discover_folder(tmp_path, kind="demo", name="demo", licence=None, allowed_roots=()))
+    assert [(c.category_ref, c.rating_ref, c.source_path) for c in found
+            if isinstance(c, SeedCandidate)] == [("O1_hate", "unsafe", "O1_hate/unsafe/a.png")]
+    assert len(found) == 1

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,8 +56,15 @@ def parse_rating(value: str | None) -> str | None:
     return {"unsafe": UNSAFE, "safe": SAFE}.get(text)
 
 
-def _is_hidden(path: Path) -> bool:
-    return any(part.startswith(".") for part in path.parts)
+def _visible_files(root: Path) -> Iterator[Path]:
+    """Files under `root`, without descending into hidden folders: an upload or a demo category
+    being written next to its final place (`.tmp-*`) may vanish while we walk, and is not a
+    seed yet. A folder removed during the walk is skipped (os.walk ignores its error)."""
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+        for f in filenames:
+            if not f.startswith("."):
+                yield Path(dirpath) / f
 
 
 def discover_folder(
@@ -71,10 +79,8 @@ def discover_folder(
     if not root.is_dir():
         raise FileNotFoundError(f"source {name!r}: folder {root} does not exist")
     roots = (root, *allowed_roots)
-    for path in sorted(root.rglob("*")):
+    for path in sorted(_visible_files(root)):
         rel = path.relative_to(root)
-        if _is_hidden(rel) or path.is_dir():
-            continue
         parts = rel.parts
         if len(parts) == 1 and path.suffix.lower() in skip_top_level:
             continue
