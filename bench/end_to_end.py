@@ -191,7 +191,7 @@ def bare_summaries(config_path: str, checks: bool) -> None:
         train_and_save,
         training_pair_rows,
     )
-    from spairs_assets.guards.report import plot_learning_curves, summary_markdown
+    from spairs_assets.guards.report import plot_learning_curves, summary_facts, summary_markdown
     from spairs_assets.verification.stage import ImageLoader
     from spairs_assets.vision.cache import VISION
 
@@ -210,10 +210,8 @@ def bare_summaries(config_path: str, checks: bool) -> None:
     curves = curve_rows(all_rows("guard_models", exclude=(MULTI,)) + run.rows, settings)
     tables.write("guard_curves", "all", curves, run_id=BARE_RUN_ID, code_version=code_version("guards"))
     storage.write_bytes("reports/guards/learning_curves.png", plot_learning_curves(curves))
-    storage.write_bytes("reports/guards/summary.md", summary_markdown(curves, {
-        "encoder": run.encoder["id"], "seeds per arm and budget": settings.n_seeds,
-        "budgets requested": ", ".join(map(str, settings.budgets)),
-        "target pair accuracy": settings.target, "data version (multi)": run.pool.data_version}).encode())
+    storage.write_bytes("reports/guards/summary.md",
+                        summary_markdown(curves, summary_facts(run, settings)).encode())
 
     # export
     staging = Path(tempfile.mkdtemp(prefix="spairs-export-"))

@@ -18,7 +18,7 @@ import pytest
 
 from spairs_assets.config import load_config
 from spairs_assets.policy import load_policy
-from spairs_assets.storage.schemas import LEDGER_COLUMNS, SCHEMAS
+from spairs_assets.storage.schemas import LEDGER_COLUMNS, SCHEMAS, SORT_KEYS
 from spairs_assets_tests import faults
 from spairs_assets_tests.pipeline_fixtures import catalog, materialize_categories, write_project
 
@@ -29,18 +29,9 @@ KEYS = load_policy().partition_keys
 # Columns that legitimately differ between two runs of the same work: the ledger (which run
 # wrote a row, at which code version) and wall-clock timings.
 VOLATILE = {*LEDGER_COLUMNS, "seconds", "latency_s"}
-# The columns that identify a row, per table (unique within a partition file).
-ROW_KEYS = {
-    "source_images": ("image_id",),
-    "quarantine": ("source_name", "source_path", "reason"),
-    "demo_ground_truth": ("image_id",),
-    "edit_instructions": ("instruction_id",),
-    "edited_images": ("edit_id",),
-    "verification_scores": ("edit_id",),
-    "curated_pairs": ("pair_id",),
-    "benchmark_results": ("model", "pair_id", "member"),
-    "benchmark_leaderboard": ("model", "category"),
-}
+# The columns that identify a row, per table (unique within a partition file): the sort keys.
+ROW_KEYS = SORT_KEYS
+UNPARTITIONED = ("benchmark_leaderboard", "guard_curves")  # summaries: one file, not per category
 # Ids that hash what they are made of, so no two partitions can share one.
 GLOBAL_KEYS = ("edit_instructions", "edited_images", "verification_scores", "curated_pairs",
                "benchmark_results")
@@ -188,7 +179,7 @@ def test_a_run_killed_mid_partition_and_rerun_ends_with_the_same_rows(tmp_path, 
     assert_no_duplicates(project)
     # One file per partition table: the category's, plus the multi-category guard's.
     for table, files in table_files(project).items():
-        if table not in ("benchmark_leaderboard", "guard_curves"):  # unpartitioned summaries
+        if table not in UNPARTITIONED:
             assert f"{CATEGORY}.parquet" in files and set(files) <= {f"{CATEGORY}.parquet", "multi.parquet"}, table
     # A kill can leave a temporary file beside what it was writing: never read as data.
     leftovers = [p for p in temp_files(project) if p.startswith("tables/")]
@@ -209,7 +200,7 @@ def test_all_partitions_materialized_at_once_leave_a_consistent_catalogue(tmp_pa
         names = files.get(table, [])
         assert all(n.endswith(".parquet") and not n.startswith(".") for n in names), (table, names)
         mine = sorted(n for n in names if n[: -len(".parquet")] in KEYS)
-        if table in ROW_KEYS and table != "benchmark_leaderboard":
+        if table not in UNPARTITIONED:
             assert mine == per_category, table  # exactly one file per partition
         else:  # summaries (one file, or none per category)
             assert mine in ([], per_category), table

@@ -119,7 +119,7 @@ def guard_sample_efficiency(context: dg.AssetExecutionContext, spairs: SpairsRes
         train_and_save,
         training_pair_rows,
     )
-    from spairs_assets.guards.report import plot_learning_curves, summary_markdown
+    from spairs_assets.guards.report import plot_learning_curves, summary_facts, summary_markdown
     from spairs_assets.reports.previews import markdown_image
     from spairs_assets.verification.stage import ImageLoader
     from spairs_assets.vision.cache import VISION
@@ -142,10 +142,7 @@ def guard_sample_efficiency(context: dg.AssetExecutionContext, spairs: SpairsRes
                                             code_version=GUARDS_VERSION)
     metadata["sql"] = dg.MetadataValue.md('`spairs sql "SELECT * FROM guard_curves"`')
     png = plot_learning_curves(curves)
-    summary = summary_markdown(curves, {
-        "encoder": run.encoder["id"], "seeds per arm and budget": settings.n_seeds,
-        "budgets requested": ", ".join(map(str, settings.budgets)),
-        "target pair accuracy": settings.target, "data version (multi)": run.pool.data_version})
+    summary = summary_markdown(curves, summary_facts(run, settings))
     spairs.storage.write_bytes("reports/guards/learning_curves.png", png)
     spairs.storage.write_bytes("reports/guards/summary.md", summary.encode())
     metadata.update({

@@ -231,6 +231,13 @@ def null_edit_reading(curves: Sequence[Mapping[str, Any]]) -> str:
             "pairs-arm gain is suspect to the extent the two are close.")
 
 
+def summary_facts(run: Any, settings: Any) -> dict[str, Any]:
+    """The header facts of the summary for a training run (`experiment.train_and_save`)."""
+    return {"encoder": run.encoder["id"], "seeds per arm and budget": settings.n_seeds,
+            "budgets requested": ", ".join(map(str, settings.budgets)),
+            "target pair accuracy": settings.target, "data version (multi)": run.pool.data_version}
+
+
 def summary_markdown(curves: Sequence[Mapping[str, Any]], meta: Mapping[str, Any] | None = None,
                      small: Sequence[int] = SMALL_BUDGETS) -> str:
     meta = dict(meta or {})

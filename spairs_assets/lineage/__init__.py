@@ -2,8 +2,6 @@
 text, JSON or a self-contained HTML card."""
 
 from spairs_assets.lineage.audit import (
-    GUARD_TRAINING_PAIRS_SCHEMA,
-    GUARD_TRAINING_PAIRS_SORT_KEYS,
     AmbiguousPairId,
     LineageError,
     LineageIndex,
@@ -15,8 +13,6 @@ from spairs_assets.lineage.audit import (
 )
 
 __all__ = [
-    "GUARD_TRAINING_PAIRS_SCHEMA",
-    "GUARD_TRAINING_PAIRS_SORT_KEYS",
     "AmbiguousPairId",
     "LineageError",
     "LineageIndex",

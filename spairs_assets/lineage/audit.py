@@ -32,9 +32,10 @@ How it stays fast (budget: 100 ms over one million pairs; `bench/lineage_lookup.
 A lookup decodes one row group per table it touches, so its cost follows the row-group size:
 see `bench/lineage_lookup.py` for the measured effect of `tables.ROW_GROUP_SIZE`.
 
-Guard models are read from a generic table `guard_training_pairs` (one row per probe and
-training pair, see `GUARD_TRAINING_PAIRS_SCHEMA`) when it exists; without it from
-`guard_models.train_pair_ids` when that exists (a scan, not budgeted); otherwise the list is empty.
+Guard models are read from `guard_training_pairs` (one row per probe and training pair, written
+by the guard assets beside guard_models, sorted by pair id; `storage/schemas.py`); in a
+catalogue written before that table existed, from `guard_models.train_pair_ids` (a scan, not
+budgeted); otherwise the list is empty.
 """
 
 from __future__ import annotations
@@ -52,17 +53,10 @@ import pyarrow.parquet as pq
 from spairs_assets.ids import edit_id as compute_edit_id
 from spairs_assets.ids import hash_parts
 from spairs_assets.storage.fs import Storage
-from spairs_assets.storage.schemas import SCHEMAS, SORT_KEYS
 
 MIN_PREFIX = 8
 HEX_DIGITS = frozenset("0123456789abcdef")
 
-# The table the guard code writes so that "which guard models trained on this pair" is one
-# pruned lookup: one row per (probe, training pair), partitioned like guard_models (category or
-# "multi"), sorted by (pair_id, probe_id). The audit needs probe_id and pair_id; every other
-# column is shown when present.
-GUARD_TRAINING_PAIRS_SCHEMA = SCHEMAS["guard_training_pairs"]
-GUARD_TRAINING_PAIRS_SORT_KEYS = SORT_KEYS["guard_training_pairs"]
 
 # Per-probe lists in guard_models (large); the audit never reads them except in the fallback.
 _GUARD_MODEL_LIST_COLUMNS = ("train_pair_ids", "train_image_ids", "pair_correct")

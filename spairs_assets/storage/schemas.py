@@ -327,8 +327,9 @@ SCHEMAS: dict[str, pa.Schema] = {
     "guard_training_pairs": GUARD_TRAINING_PAIRS,
 }
 
-# Rows are stored sorted by these columns (then the rest of the key), so Parquet row-group
-# statistics let a lookup by id (the lineage audit) skip every row group but one.
+# The columns that identify a row of each table (unique within a partition file). Rows are
+# stored sorted by them, so Parquet row-group statistics let a lookup by id (the lineage audit)
+# skip every row group but one.
 SORT_KEYS: dict[str, tuple[str, ...]] = {
     "source_images": ("image_id",),
     "quarantine": ("source_name", "source_path", "reason"),
